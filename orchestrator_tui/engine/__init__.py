@@ -1,0 +1,1 @@
+"""The asyncio engine: sessions, the dispatch loop, runners, control and the agent registry."""

@@ -1,0 +1,530 @@
+"""One session's run: the dispatch loop that claims ready tasks, starts them and records ends.
+
+Durability: a task's `running` state and attempt row are committed before its process
+starts; a completion is committed in the same transaction that makes its dependents ready,
+before any of them starts. Everything else is group-committed by the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from orchestrator_tui.core.errors import OrchestratorError, StoreError
+from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.policy import Candidate, ReadyQueue, free_slots
+from orchestrator_tui.core.states import (
+    DONE_TASK_STATES,
+    SessionState,
+    TaskState,
+    check_session,
+    check_task,
+)
+from orchestrator_tui.engine.jobs import JobFactory
+from orchestrator_tui.engine.runners.base import Handle, Outcome
+from orchestrator_tui.store import records
+from orchestrator_tui.store.writer import Writer
+
+T, S = TaskState, SessionState
+RETRY_BASE_DELAY = 0.5
+RETRY_MAX_DELAY = 30.0
+PROCESS_START_DELAY = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """An attempt ended."""
+
+    task_id: str
+    attempt: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A request to the running session: pause, resume, abort or set-limit."""
+
+    action: str
+    argument: str | None = None
+    control_id: int | None = None
+    reason: str = "requested by the user"
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """The database refused a write: the run cannot go on safely."""
+
+    error: StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDue:
+    """A failed task's backoff has passed."""
+
+    task_id: str
+
+
+Event = Completion | Control | RetryDue | Fatal
+
+
+@dataclass(slots=True)
+class Attempt:
+    """A task being executed now, and the attempt row it writes."""
+
+    number: int
+    started_at: float
+    handle: Handle | None = None
+    paused: bool = False
+    pid: int | None = None
+    process_start: float | None = None
+    finished_at: float | None = None
+    outcome: Outcome | None = None
+    verdict: str | None = None
+
+
+@dataclass(slots=True)
+class TaskRow:
+    """The stored columns of a task besides its state, kept to write them in one statement."""
+
+    attempts: int = 0
+    exit_code: int | None = None
+    result: str | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """What a screen or progress line shows of one started task."""
+
+    task_id: str
+    kind: str
+    state: str
+    attempt: int
+    started_at: float
+    pid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The session at one instant, for screens and progress lines (immutable)."""
+
+    session_id: str
+    state: str
+    total: int
+    counts: Mapping[str, int]
+    running: tuple[TaskView, ...]
+    parallel_limit: int
+    started_at: float
+    taken_at: float
+    events: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Execution:
+    """Runs one session's plan to its end, or until it is paused, aborted or crashes."""
+
+    def __init__(self, *, session_id: str, plan: Plan, writer: Writer, jobs: JobFactory,
+                 parallel_limit: int, session_state: SessionState = S.PLANNING,
+                 task_states: Mapping[str, TaskState] | None = None,
+                 attempts: Mapping[str, int] | None = None,
+                 estimates: Mapping[str, float] | None = None, grace: float = 5.0,
+                 boot_id: str = "") -> None:
+        self.session_id = session_id
+        self.boot_id = boot_id
+        self.plan = plan
+        self.writer = writer
+        self.jobs = jobs
+        self.parallel_limit = max(1, parallel_limit)
+        self.max_concurrent = plan.intent.max_concurrent
+        self.session_state = session_state
+        self.states: dict[str, TaskState] = dict.fromkeys(plan.tasks, T.PENDING)
+        self.states.update(task_states or {})
+        self.rows: dict[str, TaskRow] = {tid: TaskRow() for tid in plan.tasks}
+        for tid, count in (attempts or {}).items():
+            self.rows[tid].attempts = count
+        self._dirty_tasks: set[str] = set()
+        self._dirty_attempts: dict[tuple[str, int], Attempt] = {}
+        self._transitions: list[tuple[str, str | None, str | None, str, str, float]] = []
+        self.grace = grace
+        self.counts: dict[str, int] = {}
+        self._bottom = plan.bottom_levels(estimates)
+        self._ready = ReadyQueue()
+        self._running: dict[str, Attempt] = {}
+        self._waiting: dict[str, int] = {}
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._retry_timers: dict[str, asyncio.TimerHandle] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._paused = session_state == S.PAUSED
+        self._aborting = False
+        self._failures: list[str] = []
+        self.log: deque[str] = deque(maxlen=500)
+        self.started_at = time.time()
+
+    # ----- public ------------------------------------------------------------------------
+
+    def request(self, control: Control) -> None:
+        """Hand a control request to the loop (from this process)."""
+        self._events.put_nowait(control)
+
+    def snapshot(self) -> Snapshot:
+        """The current state, cheap enough to take several times a second."""
+        running = tuple(
+            TaskView(tid, self.plan.tasks[tid].kind, self.states[tid], att.number,
+                     att.started_at, att.handle.pid if att.handle else None)
+            for tid, att in self._running.items())
+        return Snapshot(self.session_id, self.session_state, len(self.plan.tasks),
+                        dict(self.counts), running, self.parallel_limit, self.started_at,
+                        time.time(), tuple(self.log)[-20:])
+
+    async def run(self) -> SessionState:
+        """Execute until every task is done, the session is aborted, or nothing can run."""
+        now = time.time()
+        self._recount()
+        for tid in self.plan.order:
+            self._waiting[tid] = sum(1 for dep in self.plan.graph.pred[tid]
+                                     if self.states[dep] != T.SUCCEEDED)
+        if self.session_state in (S.PLANNING, S.RECOVERING):
+            self._set_session(S.EXECUTING, "plan ready" if self.session_state == S.PLANNING
+                              else "recovered", now)
+        self._skip_after_failed_dependencies(now)
+        for tid in self.plan.order:
+            state = self.states[tid]
+            if state == T.PENDING and self._waiting[tid] == 0:
+                self._set_task(tid, T.READY, "dependencies met", now)
+            if self.states[tid] == T.READY:
+                self._push(tid)
+        await self._commit()
+        try:
+            return await self._loop()
+        finally:
+            for timer in self._retry_timers.values():
+                timer.cancel()
+            for watcher in list(self._watchers):
+                watcher.cancel()
+
+    # ----- the loop ----------------------------------------------------------------------
+
+    async def _loop(self) -> SessionState:
+        while True:
+            started = self._dispatch()
+            self._flush()
+            if started:
+                # Processes start once their `running` rows are committed; the loop goes on
+                # meanwhile, so the next batch fills while this one is written.
+                committed = asyncio.ensure_future(self.writer.commit())
+                for tid in started:
+                    self._launch(tid, committed)
+            final = self._final_state()
+            if final is not None:
+                return await self._finish(final)
+            event = await self._events.get()
+            self._handle(event)
+            while not self._events.empty():
+                self._handle(self._events.get_nowait())
+
+    def _dispatch(self) -> list[str]:
+        if self._paused or self._aborting:
+            return []
+        slots = free_slots(len(self._running), self.parallel_limit, self.max_concurrent)
+        if not slots or not len(self._ready):
+            return []
+        now = time.time()
+        started = []
+        for candidate in self._ready.take(slots):
+            tid = candidate.task_id
+            row = self.rows[tid]
+            row.attempts += 1
+            row.started_at, row.finished_at = now, None
+            self._set_task(tid, T.RUNNING, f"attempt {row.attempts} started", now)
+            attempt = self._running[tid] = Attempt(row.attempts, now)
+            self._dirty_attempts[(tid, attempt.number)] = attempt
+            started.append(tid)
+        return started
+
+    def _launch(self, tid: str, committed: asyncio.Future[None]) -> None:
+        watcher = asyncio.get_running_loop().create_task(self._run_attempt(tid, committed),
+                                                         name=f"task {tid}")
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _run_attempt(self, tid: str, committed: asyncio.Future[None]) -> None:
+        attempt = self._running[tid]
+        task = self.plan.tasks[tid]
+        try:
+            await asyncio.shield(committed)
+        except StoreError as error:
+            self._events.put_nowait(Fatal(error))
+            return
+        if self._aborting:
+            self._events.put_nowait(Completion(tid, attempt.number, Outcome(
+                succeeded=False, error="cancelled before it started", cancelled=True)))
+            return
+        try:
+            runner, job = self.jobs.job(task, attempt.number)
+            handle = await runner.start(job)
+        except (OSError, OrchestratorError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            what = f"cannot start: {reason}"
+            if isinstance(error, OSError) and error.filename:
+                what += f" ({error.filename})"
+            self._events.put_nowait(Completion(tid, attempt.number,
+                                               Outcome(succeeded=False, error=what)))
+            return
+        attempt.handle = handle
+        if handle.pid is not None:
+            attempt.pid = handle.pid
+            self._dirty_attempts[(tid, attempt.number)] = attempt
+            # Reading a start time blocks while the child is still in exec; a process that
+            # is gone within this delay needs no finding after a crash.
+            asyncio.get_running_loop().call_later(
+                PROCESS_START_DELAY, self._note_process_start, tid, attempt)
+        if self._aborting:
+            await handle.terminate(self.grace)
+        elif self._paused and handle.pause():
+            attempt.paused = True
+            self._set_task(tid, T.PAUSED, "session paused", time.time())
+        outcome = await handle.wait()
+        self._events.put_nowait(Completion(tid, attempt.number, outcome))
+
+    def _note_process_start(self, tid: str, attempt: Attempt) -> None:
+        if attempt.finished_at is None and attempt.handle is not None:
+            attempt.process_start = attempt.handle.process_start
+            self._dirty_attempts[(tid, attempt.number)] = attempt
+
+    # ----- events ------------------------------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, Fatal):
+            raise event.error
+        if isinstance(event, Completion):
+            self._complete(event)
+        elif isinstance(event, RetryDue):
+            self._retry_timers.pop(event.task_id, None)
+            if self.states[event.task_id] == T.RETRYING and not self._aborting:
+                self._set_task(event.task_id, T.READY, "retry backoff over", time.time())
+                self._push(event.task_id)
+        else:
+            self._control(event)
+
+    def _complete(self, event: Completion) -> None:
+        tid, outcome, now = event.task_id, event.outcome, time.time()
+        attempt = self._running.pop(tid, None)
+        if attempt is None or attempt.number != event.attempt:
+            return
+        attempt.verdict = "succeeded" if outcome.succeeded else "cancelled" \
+            if outcome.cancelled else "failed"
+        attempt.finished_at, attempt.outcome = now, outcome
+        self._dirty_attempts[(tid, attempt.number)] = attempt
+        if self.states[tid] == T.PAUSED:
+            self._set_task(tid, T.RUNNING, "ended while paused", now)
+        if outcome.succeeded:
+            self._finish_task(tid, T.SUCCEEDED, outcome, outcome.result or "exit code 0", now)
+            for dependent in self.plan.graph.succ[tid]:
+                self._waiting[dependent] -= 1
+                if self._waiting[dependent] == 0 and self.states[dependent] == T.PENDING:
+                    self._set_task(dependent, T.READY, f"dependencies met ({tid} succeeded)", now)
+                    self._push(dependent)
+        elif outcome.cancelled or self._aborting:
+            self._finish_task(tid, T.CANCELLED, outcome, outcome.error or "cancelled", now)
+        elif event.attempt <= self.plan.tasks[tid].retries:
+            delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** (event.attempt - 1))
+            self._set_task(tid, T.RETRYING, f"{outcome.error}; retry in {delay:g} s", now)
+            loop = asyncio.get_running_loop()
+            self._retry_timers[tid] = loop.call_later(delay, self._events.put_nowait,
+                                                      RetryDue(tid))
+        else:
+            self._finish_task(tid, T.FAILED, outcome, outcome.error or "failed", now)
+            self._failures.append(tid)
+            self._skip_dependents(tid, now)
+
+    def _control(self, event: Control) -> None:
+        now = time.time()
+        outcome = self._apply_control(event, now)
+        self.log.append(f"{event.action}: {outcome}")
+        if event.control_id is not None:
+            self.writer.add(records.HANDLE_CONTROL, (now, outcome, event.control_id))
+
+    def _apply_control(self, event: Control, now: float) -> str:
+        action = event.action
+        if action == "pause":
+            if self._paused or self.session_state != S.EXECUTING:
+                return f"not paused: session is {self.session_state}"
+            self._paused = True
+            self._set_session(S.PAUSED, event.reason, now)
+            stopped = 0
+            for tid, attempt in self._running.items():
+                if attempt.handle is not None and attempt.handle.pause():
+                    attempt.paused = True
+                    stopped += 1
+                    self._set_task(tid, T.PAUSED, "session paused", now)
+            return f"paused; {stopped} agent process group(s) stopped"
+        if action == "resume":
+            if not self._paused:
+                return f"not resumed: session is {self.session_state}"
+            self._paused = False
+            self._set_session(S.EXECUTING, event.reason, now)
+            for tid, attempt in self._running.items():
+                if attempt.paused and attempt.handle is not None:
+                    attempt.handle.resume()
+                    attempt.paused = False
+                    self._set_task(tid, T.RUNNING, "session resumed", now)
+            return "resumed"
+        if action == "abort":
+            if self._aborting:
+                return "already aborting"
+            self._aborting = True
+            self._paused = False
+            for timer in self._retry_timers.values():
+                timer.cancel()
+            self._retry_timers.clear()
+            for watcher_tid, attempt in self._running.items():
+                if attempt.handle is not None:
+                    self._launch_terminate(watcher_tid, attempt.handle)
+            return f"aborting; {len(self._running)} running task(s) terminated"
+        if action == "set-limit":
+            try:
+                limit = int(event.argument or "")
+            except ValueError:
+                return f"refused: parallel limit must be a whole number, not {event.argument!r}"
+            if limit < 1:
+                return "refused: parallel limit must be at least 1"
+            self.parallel_limit = limit
+            self.writer.add(records.SET_SESSION_LIMIT, (limit, now, self.session_id))
+            return f"parallel limit set to {limit}"
+        return f"refused: unknown action {action!r}"
+
+    def _launch_terminate(self, tid: str, handle: Handle) -> None:
+        task = asyncio.get_running_loop().create_task(handle.terminate(self.grace),
+                                                      name=f"terminate {tid}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    # ----- ending ------------------------------------------------------------------------
+
+    def _final_state(self) -> SessionState | None:
+        if self._running or self._retry_timers:
+            return None
+        if self._aborting:
+            return S.ABORTED
+        if len(self._ready) or self._paused:
+            return None  # paused, or the next dispatch starts what is ready
+        if all(state in DONE_TASK_STATES for state in self.states.values()):
+            return S.FAILED if self._failures or self.counts.get(T.FAILED) else S.COMPLETED
+        blocked = [tid for tid, state in self.states.items() if state not in DONE_TASK_STATES]
+        self.log.append("nothing can run, nothing is running, work remains: "
+                        + ", ".join(blocked[:20]))
+        return S.FAILED
+
+    async def _finish(self, final: SessionState) -> SessionState:
+        now = time.time()
+        if final == S.ABORTED:
+            for tid, state in self.states.items():
+                if state not in DONE_TASK_STATES:
+                    self._set_task(tid, T.CANCELLED, "session aborted", now)
+            reason = "aborted by the user"
+        elif final == S.COMPLETED:
+            reason = f"all {len(self.states)} tasks succeeded"
+        else:
+            failed = [tid for tid, s in self.states.items() if s == T.FAILED]
+            blocked = [tid for tid, s in self.states.items() if s not in DONE_TASK_STATES]
+            reason = (f"failed: {', '.join(failed[:10])}" if failed
+                      else f"nothing can run: {', '.join(blocked[:10])}")
+        self._set_session(final, reason, now)
+        await self._commit()
+        return final
+
+    # ----- bookkeeping -------------------------------------------------------------------
+
+    def _push(self, tid: str) -> None:
+        task = self.plan.tasks[tid]
+        self._ready.push(Candidate.of(tid, task.priority, self._bottom[tid],
+                                      self.plan.position[tid]))
+
+    def _recount(self) -> None:
+        counts: dict[str, int] = {}
+        for state in self.states.values():
+            counts[state] = counts.get(state, 0) + 1
+        self.counts = counts
+
+    def _set_task(self, tid: str, new: TaskState, reason: str, now: float) -> None:
+        old = self.states[tid]
+        check_task(tid, old, new)
+        self.states[tid] = new
+        self.counts[old] -= 1
+        self.counts[new] = self.counts.get(new, 0) + 1
+        self.rows[tid].updated_at = now
+        self._dirty_tasks.add(tid)
+        self._transitions.append((self.session_id, tid, old, new, reason, now))
+
+    def _finish_task(self, tid: str, new: TaskState, outcome: Outcome, reason: str,
+                     now: float) -> None:
+        row = self.rows[tid]
+        row.exit_code, row.result, row.error = outcome.exit_code, outcome.result, outcome.error
+        row.finished_at = now
+        self._set_task(tid, new, reason, now)
+        if new != T.SUCCEEDED:
+            self.log.append(f"{tid} {new}: {reason}")
+
+    async def _commit(self) -> None:
+        """Queue every changed row, then wait for the group commit that holds them."""
+        self._flush()
+        await self.writer.commit()
+
+    def _flush(self) -> None:
+        """Queue every row changed since the last flush on the writer, in one block each."""
+        w, sid = self.writer, self.session_id
+        for (tid, number), att in self._dirty_attempts.items():
+            out = att.outcome
+            w.add(records.UPSERT_ATTEMPT, (
+                sid, tid, number, self.boot_id, att.pid, att.process_start, att.started_at,
+                att.finished_at, att.verdict, out.exit_code if out else None,
+                out.stdout if out else None, out.stderr if out else None,
+                out.output_bytes if out else None))
+        for tid in self._dirty_tasks:
+            row = self.rows[tid]
+            w.add(records.UPDATE_TASK, (
+                self.states[tid], row.attempts, row.exit_code, row.result, row.error,
+                row.started_at, row.finished_at, row.updated_at, sid, tid))
+        for transition in self._transitions:
+            w.add(records.INSERT_TRANSITION, transition)
+        self._dirty_attempts.clear()
+        self._dirty_tasks.clear()
+        self._transitions.clear()
+
+    def _set_session(self, new: SessionState, reason: str, now: float) -> None:
+        check_session(self.session_id, self.session_state, new)
+        final = new in (S.COMPLETED, S.FAILED, S.ABORTED)
+        self.writer.add(records.SET_SESSION_STATE, (new, now, final, now, self.session_id))
+        self._transitions.append((self.session_id, None, self.session_state, new, reason, now))
+        self.log.append(f"session {self.session_state} -> {new}: {reason}")
+        self.session_state = new
+
+    def _skip_dependents(self, tid: str, now: float) -> None:
+        for dependent in _descendants(self.plan, tid):
+            if self.states[dependent] in (T.PENDING, T.READY):
+                self._set_task(dependent, T.SKIPPED, f"dependency {tid} failed", now)
+
+    def _skip_after_failed_dependencies(self, now: float) -> None:
+        for tid, state in list(self.states.items()):
+            if state in (T.FAILED, T.SKIPPED, T.CANCELLED):
+                self._skip_dependents(tid, now)
+
+
+def _descendants(plan: Plan, tid: str) -> list[str]:
+    seen: set[str] = set()
+    stack = [tid]
+    order = []
+    succ = plan.graph.succ
+    while stack:
+        for nxt in succ[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                order.append(nxt)
+                stack.append(nxt)
+    return order
+

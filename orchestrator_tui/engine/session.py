@@ -1,0 +1,158 @@
+"""The engine's facade: open the database, start sessions, run them, take control requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.states import SessionState, TaskState
+from orchestrator_tui.engine.execution import Control, Execution
+from orchestrator_tui.engine.jobs import JobFactory
+from orchestrator_tui.engine.processes import process_start_time
+from orchestrator_tui.engine.registry import Registry
+from orchestrator_tui.store import queries, records
+from orchestrator_tui.store.database import connect
+from orchestrator_tui.store.writer import Writer
+
+DEFAULT_PARALLEL_LIMIT = 4
+CONTROL_POLL_SECONDS = 0.1
+HEARTBEAT_SECONDS = 2.0
+
+
+def new_session_id() -> str:
+    """A short, unique, readable session id."""
+    return "sess-" + uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """What to run: a plan, where, from which workflow file, how wide."""
+
+    plan: Plan
+    workspace: Path
+    workflow: str
+    parallel_limit: int | None = None
+    registry: Registry | None = None
+
+
+class Engine:
+    """One engine start (a boot): a writer, a reader, and the sessions it runs."""
+
+    def __init__(self, db_path: Path, conn: aiosqlite.Connection, reader: aiosqlite.Connection,
+                 writer: Writer, boot_id: str) -> None:
+        self.db_path = db_path
+        self.conn = conn
+        self.reader = reader
+        self.writer = writer
+        self.boot_id = boot_id
+        self.executions: dict[str, Execution] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, db_path: Path) -> Engine:
+        """Open (creating or migrating) the database and record this engine's boot."""
+        conn = await connect(db_path)
+        try:
+            reader = await connect(db_path)
+        except BaseException:
+            await conn.close()
+            raise
+        writer = Writer(db_path)
+        try:
+            await writer.start()
+        except BaseException:
+            await reader.close()
+            await conn.close()
+            raise
+        boot_id = uuid.uuid4().hex
+        now = time.time()
+        pid = os.getpid()
+        writer.add(records.INSERT_ENGINE, (boot_id, pid, process_start_time(pid) or now, now, now))
+        await writer.commit()
+        engine = cls(db_path, conn, reader, writer, boot_id)
+        engine._heartbeat = asyncio.get_running_loop().create_task(engine._beat())
+        return engine
+
+    async def close(self) -> None:
+        """Commit what is pending and close the connections."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self.writer.close()
+        await self.reader.close()
+        await self.conn.close()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def default_parallel_limit(self) -> int:
+        """The user's stored parallel limit, else the built-in default."""
+        stored = await queries.setting(self.reader, "parallel_limit")
+        return int(stored) if stored and stored.isdigit() else DEFAULT_PARALLEL_LIMIT
+
+    async def start(self, request: SessionRequest) -> Execution:
+        """Record a new session (IDLE -> PLANNING) with its tasks, ready to run."""
+        plan = request.plan
+        limit = request.parallel_limit or await self.default_parallel_limit()
+        session_id = new_session_id()
+        jobs = JobFactory(session_id=session_id, intent=plan.intent.name,
+                          workspace=request.workspace, db_path=self.db_path,
+                          registry=request.registry)
+        jobs.bind_all(plan)
+        now = time.time()
+        w = self.writer
+        w.add(records.INSERT_SESSION, (
+            session_id, plan.intent.name, request.workflow, str(request.workspace),
+            SessionState.PLANNING, records.to_json(plan.to_dict()), limit,
+            plan.intent.max_concurrent, self.boot_id, now, now))
+        records.transition(w, session_id, None, None, SessionState.IDLE, "session created", now)
+        records.transition(w, session_id, None, SessionState.IDLE, SessionState.PLANNING,
+                           f"planning intent {plan.intent.name} ({len(plan)} tasks)", now)
+        records.insert_tasks(w, session_id, (
+            (task.id, task.kind, task.agent, TaskState.PENDING, jobs.idempotent(task))
+            for task in plan.tasks.values()), now)
+        await w.commit()
+        execution = Execution(session_id=session_id, plan=plan, writer=w, jobs=jobs,
+                              parallel_limit=limit, boot_id=self.boot_id)
+        self.executions[session_id] = execution
+        return execution
+
+    async def run(self, execution: Execution) -> SessionState:
+        """Run a session to its end, obeying control requests from other processes."""
+        poller = asyncio.get_running_loop().create_task(self._poll_controls(execution))
+        try:
+            return await execution.run()
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            self.executions.pop(execution.session_id, None)
+
+    async def _poll_controls(self, execution: Execution) -> None:
+        seen: set[int] = set()
+        while True:
+            for row in await queries.open_controls(self.reader, execution.session_id):
+                if row.id not in seen:
+                    seen.add(row.id)
+                    execution.request(Control(row.action, row.argument, row.id,
+                                              reason=f"{row.action} requested from the CLI"))
+            await asyncio.sleep(CONTROL_POLL_SECONDS)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            self.writer.add(records.ENGINE_HEARTBEAT, (time.time(), self.boot_id))
+            with contextlib.suppress(Exception):
+                await self.writer.commit()

@@ -1,0 +1,1 @@
+"""The one SQLite database: schema, migrations, the group-commit writer and read queries."""

@@ -1,0 +1,189 @@
+"""Read queries: sessions, tasks, history, control requests and settings, as plain rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from orchestrator_tui.core.errors import OrchestratorError
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One session as stored."""
+
+    id: str
+    intent: str
+    workflow: str
+    workspace: str
+    state: str
+    plan: str
+    parallel_limit: int
+    max_concurrent: int | None
+    boot_id: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One task of a session as stored."""
+
+    session_id: str
+    id: str
+    kind: str
+    agent: str | None
+    state: str
+    attempts: int
+    idempotent: bool
+    exit_code: int | None
+    result: str | None
+    error: str | None
+    started_at: float | None
+    finished_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    """One recorded state change of a session (task_id None) or of one of its tasks."""
+
+    id: int
+    session_id: str
+    task_id: str | None
+    from_state: str | None
+    to_state: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRow:
+    """A request to an engine from another process: pause, resume, abort, set-limit."""
+
+    id: int
+    session_id: str
+    action: str
+    argument: str | None
+    requested_at: float
+    handled_at: float | None
+    outcome: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRow:
+    """One engine start (boot): which process, since when, last heartbeat."""
+
+    boot_id: str
+    pid: int
+    process_start: float
+    started_at: float
+    heartbeat_at: float
+
+
+SESSION_COLUMNS = ("id, intent, workflow, workspace, state, plan, parallel_limit, max_concurrent,"
+                   " boot_id, created_at, updated_at, finished_at")
+TASK_COLUMNS = ("session_id, id, kind, agent, state, attempts, idempotent, exit_code, result,"
+                " error, started_at, finished_at, updated_at")
+
+
+async def _all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    async with conn.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def find_session(conn: aiosqlite.Connection, session_id: str | None,
+                       *, active_only: bool = False) -> SessionRow:
+    """The session with this id (or unique id prefix), else the most recent one.
+
+    Raises:
+        OrchestratorError: no such session, or the prefix is ambiguous.
+    """
+    where = "WHERE state IN ('PLANNING', 'EXECUTING', 'PAUSED', 'RECOVERING')" \
+        if active_only else ""
+    if session_id is None:
+        rows = await _all(conn, f"SELECT {SESSION_COLUMNS} FROM sessions {where} "
+                                "ORDER BY created_at DESC, rowid DESC LIMIT 1")
+        if not rows:
+            kind = "active session" if active_only else "session"
+            raise OrchestratorError(f"no {kind} in this database")
+        return SessionRow(*rows[0])
+    rows = await _all(conn, f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ? OR id LIKE ?"
+                            " ORDER BY id LIMIT 5", (session_id, f"{escape_like(session_id)}%"))
+    exact = [row for row in rows if row[0] == session_id]
+    if exact:
+        return SessionRow(*exact[0])
+    if len(rows) == 1:
+        return SessionRow(*rows[0])
+    if not rows:
+        raise OrchestratorError(f"no session {session_id!r} in this database")
+    raise OrchestratorError(f"session id {session_id!r} is ambiguous: "
+                            + ", ".join(row[0] for row in rows))
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal LIKE prefix (SQLite's default LIKE has no escape, so filter)."""
+    return "".join(ch for ch in text if ch not in "%_")
+
+
+async def list_sessions(conn: aiosqlite.Connection, limit: int = 50) -> list[SessionRow]:
+    """The most recent sessions, newest first."""
+    rows = await _all(conn, f"SELECT {SESSION_COLUMNS} FROM sessions "
+                            "ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
+    return [SessionRow(*row) for row in rows]
+
+
+async def session_tasks(conn: aiosqlite.Connection, session_id: str) -> list[TaskRow]:
+    """Every task of a session."""
+    rows = await _all(conn, f"SELECT {TASK_COLUMNS} FROM tasks WHERE session_id = ?",
+                      (session_id,))
+    return [TaskRow(*row[:6], bool(row[6]), *row[7:]) for row in rows]
+
+
+async def task_counts(conn: aiosqlite.Connection, session_id: str) -> dict[str, int]:
+    """How many tasks of a session are in each state."""
+    rows = await _all(conn, "SELECT state, count(*) FROM tasks WHERE session_id = ? "
+                            "GROUP BY state", (session_id,))
+    return dict(rows)
+
+
+async def history(conn: aiosqlite.Connection, session_id: str, *, tasks: bool = True,
+                  limit: int | None = None) -> list[TransitionRow]:
+    """The recorded state changes of a session, oldest first."""
+    sql = "SELECT id, session_id, task_id, from_state, to_state, reason, at FROM transitions " \
+          "WHERE session_id = ?" + ("" if tasks else " AND task_id IS NULL") + " ORDER BY id"
+    rows = await _all(conn, sql, (session_id,))
+    if limit is not None:
+        rows = rows[-limit:]
+    return [TransitionRow(*row) for row in rows]
+
+
+async def open_controls(conn: aiosqlite.Connection, session_id: str) -> list[ControlRow]:
+    """Requests for a session that no engine has handled yet, oldest first."""
+    rows = await _all(conn, "SELECT id, session_id, action, argument, requested_at, handled_at,"
+                            " outcome FROM control WHERE session_id = ? AND handled_at IS NULL"
+                            " ORDER BY id", (session_id,))
+    return [ControlRow(*row) for row in rows]
+
+
+async def control(conn: aiosqlite.Connection, control_id: int) -> ControlRow | None:
+    """One control request by id."""
+    rows = await _all(conn, "SELECT id, session_id, action, argument, requested_at, handled_at,"
+                            " outcome FROM control WHERE id = ?", (control_id,))
+    return ControlRow(*rows[0]) if rows else None
+
+
+async def engine(conn: aiosqlite.Connection, boot_id: str) -> EngineRow | None:
+    """The engine start recorded under `boot_id`."""
+    rows = await _all(conn, "SELECT boot_id, pid, process_start, started_at, heartbeat_at "
+                            "FROM engines WHERE boot_id = ?", (boot_id,))
+    return EngineRow(*rows[0]) if rows else None
+
+
+async def setting(conn: aiosqlite.Connection, key: str) -> str | None:
+    """A stored setting, or None."""
+    rows = await _all(conn, "SELECT value FROM settings WHERE key = ?", (key,))
+    return str(rows[0][0]) if rows else None

@@ -1,0 +1,55 @@
+"""The statements the engine writes, as named helpers that queue them on the writer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from orchestrator_tui.store.writer import Writer
+
+INSERT_SESSION = """INSERT INTO sessions (id, intent, workflow, workspace, state, plan,
+    parallel_limit, max_concurrent, boot_id, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+SET_SESSION_STATE = """UPDATE sessions SET state = ?, updated_at = ?,
+    finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?"""
+INSERT_TASK = """INSERT INTO tasks (session_id, id, kind, agent, state, idempotent, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)"""
+SET_TASK_STATE = "UPDATE tasks SET state = ?, updated_at = ? WHERE session_id = ? AND id = ?"
+UPDATE_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = ?, result = ?, error = ?,
+    started_at = ?, finished_at = ?, updated_at = ? WHERE session_id = ? AND id = ?"""
+UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id, pid,
+    process_start, started_at, finished_at, outcome, exit_code, stdout, stderr, output_bytes)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (session_id, task_id, attempt) DO UPDATE SET pid = excluded.pid,
+    process_start = excluded.process_start, finished_at = excluded.finished_at,
+    outcome = excluded.outcome, exit_code = excluded.exit_code, stdout = excluded.stdout,
+    stderr = excluded.stderr, output_bytes = excluded.output_bytes"""
+INSERT_TRANSITION = """INSERT INTO transitions (session_id, task_id, from_state, to_state,
+    reason, at) VALUES (?, ?, ?, ?, ?, ?)"""
+HANDLE_CONTROL = "UPDATE control SET handled_at = ?, outcome = ? WHERE id = ?"
+SET_SESSION_LIMIT = "UPDATE sessions SET parallel_limit = ?, updated_at = ? WHERE id = ?"
+UPSERT_SETTING = """INSERT INTO settings (key, value) VALUES (?, ?)
+    ON CONFLICT(key) DO UPDATE SET value = excluded.value"""
+INSERT_ENGINE = """INSERT INTO engines (boot_id, pid, process_start, started_at, heartbeat_at)
+    VALUES (?, ?, ?, ?, ?)"""
+ENGINE_HEARTBEAT = "UPDATE engines SET heartbeat_at = ? WHERE boot_id = ?"
+ADOPT_SESSION = "UPDATE sessions SET boot_id = ?, updated_at = ? WHERE id = ?"
+
+
+def transition(writer: Writer, session_id: str, task_id: str | None, old: str | None,
+               new: str, reason: str, at: float) -> None:
+    """Queue the history row of one state change."""
+    writer.add(INSERT_TRANSITION, (session_id, task_id, old, new, reason, at))
+
+
+def insert_tasks(writer: Writer, session_id: str,
+                 rows: Iterable[tuple[str, str, str | None, str, bool]], at: float) -> None:
+    """Queue the rows of a new plan's tasks: (id, kind, agent, state, idempotent)."""
+    for task_id, kind, agent, state, idempotent in rows:
+        writer.add(INSERT_TASK, (session_id, task_id, kind, agent, state, int(idempotent), at))
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON for storage."""
+    return json.dumps(value, separators=(",", ":"), default=str)

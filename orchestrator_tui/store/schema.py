@@ -1,0 +1,88 @@
+"""The schema as an ordered list of forward migrations; `PRAGMA user_version` is the version."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: sessions, tasks, attempts, transitions, control requests, settings, engines.
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        intent TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        state TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        parallel_limit INTEGER NOT NULL,
+        max_concurrent INTEGER,
+        boot_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX sessions_by_state ON sessions(state);
+    CREATE TABLE tasks (
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        agent TEXT,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        idempotent INTEGER NOT NULL DEFAULT 1,
+        exit_code INTEGER,
+        result TEXT,
+        error TEXT,
+        started_at REAL,
+        finished_at REAL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (session_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        boot_id TEXT NOT NULL,
+        pid INTEGER,
+        process_start REAL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        outcome TEXT,
+        exit_code INTEGER,
+        stdout TEXT,
+        stderr TEXT,
+        output_bytes INTEGER,
+        UNIQUE (session_id, task_id, attempt)
+    );
+    CREATE TABLE transitions (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        task_id TEXT,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX transitions_by_session ON transitions(session_id, id);
+    CREATE TABLE control (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        argument TEXT,
+        requested_at REAL NOT NULL,
+        handled_at REAL,
+        outcome TEXT
+    );
+    CREATE INDEX control_open ON control(session_id) WHERE handled_at IS NULL;
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE engines (
+        boot_id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        process_start REAL NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The version this code writes; a database with a higher one is refused untouched."""

@@ -1,0 +1,175 @@
+"""The engine's one writer: many small changes, one transaction per batch (group commit).
+
+Callers queue statements with `add` and await `commit()` when they need what they queued to
+be durable. One background task takes everything queued so far and hands it, in one step, to
+the writer's own thread, which runs it inside a single `BEGIN IMMEDIATE` transaction
+(consecutive rows of one statement go through one `executemany`) and commits; then every
+caller whose changes were in that batch wakes. A burst of changes from many tasks therefore
+costs one transaction and one thread hand-off, not one per statement.
+
+The writer's connection is a plain `sqlite3` connection owned by that thread: aiosqlite
+would hand each statement to its thread separately (about 100 microseconds each here), and
+a batch is several statements. Readers keep using aiosqlite connections of their own.
+
+`call` runs a synchronous read-then-write function inside the batch's transaction, under a
+savepoint, so a failing call rolls back only its own changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from orchestrator_tui.store.database import BUSY_TIMEOUT_MS, describe
+
+T = TypeVar("T")
+Params = Sequence[Any]
+Call = Callable[[sqlite3.Connection], Any]
+Op = tuple[str, Params] | tuple[Call, "asyncio.Future[Any]"]
+
+
+class Writer:
+    """Serialises every write of the engine through one connection, in group commits."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._ops: list[Op] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self._conn: sqlite3.Connection | None = None
+        self.batches = 0
+        """Transactions committed so far (for benchmarks and tests)."""
+
+    async def start(self) -> None:
+        """Open the writer's connection and start the commit loop on the running loop."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._open)
+        self._task = loop.create_task(self._loop(), name="db-writer")
+
+    def _open(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as error:
+            raise describe(error, self._path) from error
+        self._conn = conn
+
+    def add(self, sql: str, params: Params = ()) -> None:
+        """Queue one statement for the next batch; it is durable after a later `commit()`."""
+        self._ops.append((sql, params))
+
+    async def commit(self) -> None:
+        """Wait until every statement queued before this call is committed.
+
+        Raises:
+            StoreError: the batch could not be written (disk full, damaged file, ...).
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake.set()
+        await waiter
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` in the writer's thread inside the next batch; return its result."""
+        result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._ops.append((fn, result))
+        self._wake.set()
+        return await result
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the loop and close the connection."""
+        if self._task is not None:
+            await self.commit()
+            self._closing = True
+            self._wake.set()
+            await self._task
+            self._task = None
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
+        self._thread.shutdown(wait=True)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._ops or self._waiters:
+                ops, waiters = self._ops, self._waiters
+                self._ops, self._waiters = [], []
+                try:
+                    outcomes = await loop.run_in_executor(self._thread, self._write, ops) \
+                        if ops else []
+                except Exception as error:  # the batch is lost: tell everyone who waits
+                    failure = describe(error, self._path) \
+                        if isinstance(error, sqlite3.Error) else error
+                    for op in ops:
+                        if not isinstance(op[0], str) and not op[1].done():
+                            op[1].set_exception(failure)
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(failure)
+                    continue
+                if ops:
+                    self.batches += 1
+                for future, value in outcomes:
+                    if future.done():
+                        continue
+                    if isinstance(value, BaseException):
+                        future.set_exception(value)
+                    else:
+                        future.set_result(value)
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+            if self._closing and not self._ops and not self._waiters:
+                return
+
+    def _write(self, ops: list[Op]) -> list[tuple[asyncio.Future[Any], Any]]:
+        """In the writer's thread: run a batch in one transaction; return the calls' results,
+        to be delivered once it has committed."""
+        conn = self._conn
+        assert conn is not None
+        outcomes: list[tuple[asyncio.Future[Any], Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            index = 0
+            while index < len(ops):
+                head = ops[index]
+                if isinstance(head[0], str):
+                    sql = head[0]
+                    rows: list[Params] = []
+                    while index < len(ops) and ops[index][0] == sql:
+                        rows.append(ops[index][1])
+                        index += 1
+                    conn.executemany(sql, rows)
+                    continue
+                fn, future = head
+                index += 1
+                conn.execute("SAVEPOINT call")
+                try:
+                    value = fn(conn)
+                except Exception as error:
+                    conn.execute("ROLLBACK TO call")
+                    conn.execute("RELEASE call")
+                    outcomes.append((future, describe(error, self._path)
+                                     if isinstance(error, sqlite3.Error) else error))
+                    continue
+                conn.execute("RELEASE call")
+                outcomes.append((future, value))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
