@@ -67,7 +67,13 @@ class RetryDue:
     task_id: str
 
 
-Event = Completion | Control | RetryDue | Fatal
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Rows changed outside the loop: flush them."""
+
+
+WAKE = Wake()
+Event = Completion | Control | RetryDue | Fatal | Wake
 
 
 @dataclass(slots=True)
@@ -212,11 +218,11 @@ class Execution:
     async def _loop(self) -> SessionState:
         while True:
             started = self._dispatch()
-            self._flush()
-            if started:
+            if self._flush() or started:
                 # Processes start once their `running` rows are committed; the loop goes on
                 # meanwhile, so the next batch fills while this one is written.
                 committed = asyncio.ensure_future(self.writer.commit())
+                committed.add_done_callback(self._check_commit)
                 for tid in started:
                     self._launch(tid, committed)
             final = self._final_state()
@@ -280,7 +286,8 @@ class Execution:
             attempt.pid = handle.pid
             self._dirty_attempts[(tid, attempt.number)] = attempt
             # Reading a start time blocks while the child is still in exec; a process that
-            # is gone within this delay needs no finding after a crash.
+            # is gone within this delay needs no finding after a crash. The pid is written
+            # with the next batch, or with the start time when the process lives on.
             asyncio.get_running_loop().call_later(
                 PROCESS_START_DELAY, self._note_process_start, tid, attempt)
         if self._aborting:
@@ -295,12 +302,15 @@ class Execution:
         if attempt.finished_at is None and attempt.handle is not None:
             attempt.process_start = attempt.handle.process_start
             self._dirty_attempts[(tid, attempt.number)] = attempt
+            self._events.put_nowait(WAKE)
 
     # ----- events ------------------------------------------------------------------------
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, Fatal):
             raise event.error
+        if isinstance(event, Wake):
+            return
         if isinstance(event, Completion):
             self._complete(event)
         elif isinstance(event, RetryDue):
@@ -456,6 +466,8 @@ class Execution:
         check_task(tid, old, new)
         self.states[tid] = new
         self.counts[old] -= 1
+        if not self.counts[old]:
+            del self.counts[old]
         self.counts[new] = self.counts.get(new, 0) + 1
         self.rows[tid].updated_at = now
         self._dirty_tasks.add(tid)
@@ -475,8 +487,17 @@ class Execution:
         self._flush()
         await self.writer.commit()
 
-    def _flush(self) -> None:
-        """Queue every row changed since the last flush on the writer, in one block each."""
+    def _check_commit(self, committed: asyncio.Future[None]) -> None:
+        if not committed.cancelled() and committed.exception() is not None:
+            error = committed.exception()
+            assert isinstance(error, StoreError)
+            self._events.put_nowait(Fatal(error))
+
+    def _flush(self) -> bool:
+        """Queue every row changed since the last flush on the writer, in one block each;
+        say whether there was any."""
+        if not (self._dirty_attempts or self._dirty_tasks or self._transitions):
+            return False
         w, sid = self.writer, self.session_id
         for (tid, number), att in self._dirty_attempts.items():
             out = att.outcome
@@ -495,6 +516,7 @@ class Execution:
         self._dirty_attempts.clear()
         self._dirty_tasks.clear()
         self._transitions.clear()
+        return True
 
     def _set_session(self, new: SessionState, reason: str, now: float) -> None:
         check_session(self.session_id, self.session_state, new)

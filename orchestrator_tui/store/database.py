@@ -87,6 +87,7 @@ async def connect(path: Path, *, create: bool = True) -> aiosqlite.Connection:
         raise describe(error, path) from error
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await refuse_newer(conn, path)  # before anything (even WAL mode) changes the file
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await migrate(conn, path)
@@ -105,19 +106,24 @@ async def schema_version(conn: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+async def refuse_newer(conn: aiosqlite.Connection, path: Path) -> None:
+    """Raise `StoreError` if the file was written by a newer version of this tool."""
+    version = await schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"database {path} has schema version {version}, newer than this orchestrator "
+            f"understands ({SCHEMA_VERSION}); upgrade orchestrator-tui, or use another --db. "
+            "The file was not changed.")
+
+
 async def migrate(conn: aiosqlite.Connection, path: Path) -> None:
     """Bring an older schema up to date in place; refuse a newer one without writing."""
     if await schema_version(conn) == SCHEMA_VERSION:
         return
     await conn.execute("BEGIN IMMEDIATE")
     try:
+        await refuse_newer(conn, path)
         version = await schema_version(conn)
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"database {path} has schema version {version}, newer than this orchestrator "
-                f"understands ({SCHEMA_VERSION}); upgrade orchestrator-tui, or use another --db. "
-                "The file was not changed."
-            )
         for number in range(version, SCHEMA_VERSION):
             for statement in split_statements(MIGRATIONS[number]):
                 await conn.execute(statement)

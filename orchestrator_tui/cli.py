@@ -1,0 +1,105 @@
+"""The `orchestrator` command: the app without arguments, headless subcommands with them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator_tui import __version__, commands
+from orchestrator_tui.core.errors import OrchestratorError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand takes, before or after its name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="FILE",
+                        help="the database (default: $ORCHESTRATOR_DB, else "
+                             ".orchestrator/state.db in the workspace)")
+    common.add_argument("--workspace", metavar="DIR", help="the repository to work on "
+                                                           "(default: the current folder)")
+    common.add_argument("--json", action="store_true", help="print one JSON object")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command line grammar."""
+    parser = argparse.ArgumentParser(
+        prog="orchestrator", parents=[common_options()],
+        description="Plan, run and watch a team of coding agents in parallel.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="group", metavar="COMMAND")
+    run = sub.add_parser("run", help="run an intent of a workflow to its end, headless")
+    run.add_argument("intent", help="e.g. analyze, build, fix (see the workflow)")
+    run.add_argument("--workflow", metavar="FILE", help="a workflow YAML (default: shipped)")
+    run.add_argument("--parallel", type=int, metavar="N", help="most agents at once")
+    run.add_argument("--agents-dir", action="append", type=Path, default=[], metavar="DIR",
+                     help="another folder of agent files (repeatable)")
+    run.add_argument("--show-output", action="store_true",
+                     help="print each task's output after the summary")
+    commands.add_command_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `orchestrator` and `python -m orchestrator_tui`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    common, rest = common_options().parse_known_args(argv)
+    args = build_parser().parse_args(rest)
+    for key in ("db", "workspace", "json"):
+        if getattr(common, key):
+            setattr(args, key, getattr(common, key))
+    try:
+        return dispatch(args)
+    except OrchestratorError as error:
+        print(f"orchestrator: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("orchestrator: interrupted", file=sys.stderr)
+        return EXIT_ABORTED
+    except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as error:  # the last line of defence: no traceback reaches a user
+        if os.environ.get("ORCHESTRATOR_DEBUG"):
+            raise
+        print(f"orchestrator: internal error: {type(error).__name__}: {error}\n"
+              "Set ORCHESTRATOR_DEBUG=1 to see the traceback, and please report it.",
+              file=sys.stderr)
+        return EXIT_USAGE
+
+
+def workspace_of(args: argparse.Namespace) -> Path:
+    """The workspace folder, checked to exist."""
+    path = Path(args.workspace or Path.cwd()).expanduser().resolve()
+    if not path.is_dir():
+        raise OrchestratorError(f"workspace {path} is not a folder")
+    return path
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the subcommand named by `args`."""
+    from orchestrator_tui.store.database import resolve_db_path
+
+    if args.group is None:
+        build_parser().print_help()
+        return EXIT_OK
+    workspace = workspace_of(args)
+    db_path = resolve_db_path(workspace, args.db)
+    if args.group == "run":
+        from orchestrator_tui.headless import run_intent
+
+        return asyncio.run(run_intent(args, workspace, db_path))
+    context = commands.CommandContext(db_path=db_path, workspace=workspace)
+    result = asyncio.run(commands.execute(args, context))
+    if args.json:
+        print(json.dumps(result.data, indent=2, default=str))
+    else:
+        print(result.text)
+    return EXIT_OK if result.ok else EXIT_FAILED

@@ -1,0 +1,229 @@
+"""The one grammar of commands: `/parallel set-limit 6` in the app is `orchestrator parallel
+set-limit 6` in a shell. Both parse with the parsers built here and run `execute`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from orchestrator_tui.core.errors import OrchestratorError
+from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.states import ACTIVE_SESSION_STATES
+from orchestrator_tui.engine import control
+from orchestrator_tui.store import queries
+from orchestrator_tui.store.database import connect
+from orchestrator_tui.views import graph_text, history_rows, session_summary
+
+
+class CommandError(OrchestratorError):
+    """A command line that does not parse; the message says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """Where commands act: the database and the workspace."""
+
+    db_path: Path
+    workspace: Path
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command answers: text for people, data for `--json`."""
+
+    text: str
+    data: Any = field(default=None)
+    ok: bool = True
+
+
+Handler = Callable[[aiosqlite.Connection, argparse.Namespace, CommandContext],
+                   Awaitable[CommandResult]]
+HANDLERS: dict[tuple[str, str | None], Handler] = {}
+
+
+def command(group: str, action: str | None = None) -> Callable[[Handler], Handler]:
+    """Register the handler of `group action`."""
+    def register(handler: Handler) -> Handler:
+        HANDLERS[(group, action)] = handler
+        return handler
+    return register
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser that raises instead of exiting, for the app's command bar."""
+
+    def error(self, message: str) -> Any:
+        raise CommandError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
+        raise CommandError(message.strip() if message else self.format_usage().strip())
+
+
+def add_command_parsers(subparsers: Any) -> None:
+    """Add the command groups (state, parallel, pause, resume, abort) to a parser."""
+    state = subparsers.add_parser("state", help="the session's state and its history")
+    state_sub = state.add_subparsers(dest="action", required=True, metavar="ACTION")
+    current = state_sub.add_parser("current", help="the state of a session (default: latest)")
+    current.add_argument("session", nargs="?", help="session id or prefix")
+    hist = state_sub.add_parser("history", help="every recorded state change with its reason")
+    hist.add_argument("session", nargs="?", help="session id or prefix")
+    hist.add_argument("--tasks", action="store_true", help="include task transitions")
+    hist.add_argument("--limit", type=int, default=None, help="only the last N changes")
+
+    parallel = subparsers.add_parser("parallel", help="parallel execution: status, limit, graph")
+    par_sub = parallel.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = par_sub.add_parser("status", help="running and waiting tasks, and the limit")
+    status.add_argument("session", nargs="?", help="session id or prefix")
+    limit = par_sub.add_parser("set-limit", help="the most agents running at once")
+    limit.add_argument("limit", type=int, help="a whole number, 1 or more")
+    graph = par_sub.add_parser("show-graph", help="the plan's DAG by levels")
+    graph.add_argument("session", nargs="?", help="session id or prefix")
+
+    for name, text in (("pause", "pause a running session (stops its agent processes)"),
+                       ("resume", "continue a paused session"),
+                       ("abort", "stop a session and every agent process it started")):
+        sub = subparsers.add_parser(name, help=text)
+        sub.add_argument("session", nargs="?", help="session id or prefix (default: latest "
+                                                    "active)")
+
+
+def slash_parser() -> argparse.ArgumentParser:
+    """The parser of the app's command bar."""
+    parser = _Parser(prog="", add_help=False)
+    subparsers = parser.add_subparsers(dest="group", required=True, metavar="COMMAND",
+                                       parser_class=_Parser)
+    add_command_parsers(subparsers)
+    return parser
+
+
+def parse_slash(line: str) -> argparse.Namespace:
+    """Parse a command bar line such as `/parallel set-limit 6`.
+
+    Raises:
+        CommandError: empty, unknown or malformed, with a one-line explanation.
+    """
+    text = line.strip().lstrip("/:").strip()
+    if not text:
+        raise CommandError("type a command, for example: parallel status")
+    try:
+        words = shlex.split(text)
+    except ValueError as error:
+        raise CommandError(f"cannot read the command: {error}") from error
+    return slash_parser().parse_args(words)
+
+
+def is_command(args: argparse.Namespace) -> bool:
+    """Whether parsed CLI arguments name a command of this module."""
+    return (getattr(args, "group", None), getattr(args, "action", None)) in HANDLERS
+
+
+async def execute(args: argparse.Namespace, context: CommandContext) -> CommandResult:
+    """Run a parsed command against the database."""
+    handler = HANDLERS[(args.group, getattr(args, "action", None))]
+    conn = await connect(context.db_path)
+    try:
+        return await handler(conn, args, context)
+    finally:
+        await conn.close()
+
+
+@command("state", "current")
+async def _state_current(conn: aiosqlite.Connection, args: argparse.Namespace,
+                         context: CommandContext) -> CommandResult:
+    session = await queries.find_session(conn, args.session)
+    counts = await queries.task_counts(conn, session.id)
+    alive = await control.session_engine_alive(conn, session)
+    data = session_summary(session, counts, alive)
+    lines = [f"{key}: {value}" for key, value in data.items() if key != "tasks"]
+    lines.append("tasks: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    return CommandResult("\n".join(lines), data)
+
+
+@command("state", "history")
+async def _state_history(conn: aiosqlite.Connection, args: argparse.Namespace,
+                         context: CommandContext) -> CommandResult:
+    session = await queries.find_session(conn, args.session)
+    rows = await queries.history(conn, session.id, tasks=args.tasks, limit=args.limit)
+    data = history_rows(rows)
+    lines = [f"{r['at']}  {r['what']:<24} {r['from'] or '-':>10} -> {r['to']:<10} {r['reason']}"
+             for r in data]
+    return CommandResult("\n".join([f"history of {session.id} ({session.intent})", *lines]),
+                         {"session": session.id, "transitions": data})
+
+
+@command("parallel", "status")
+async def _parallel_status(conn: aiosqlite.Connection, args: argparse.Namespace,
+                           context: CommandContext) -> CommandResult:
+    session = await queries.find_session(conn, args.session)
+    tasks = await queries.session_tasks(conn, session.id)
+    now = time.time()
+    running = [{"task": t.id, "kind": t.kind, "state": t.state, "attempt": t.attempts,
+                "seconds": round(now - t.started_at, 1) if t.started_at else None}
+               for t in tasks if t.state in ("running", "paused")]
+    counts = await queries.task_counts(conn, session.id)
+    data = {"session": session.id, "state": session.state, "parallel_limit":
+            session.parallel_limit, "max_concurrent": session.max_concurrent,
+            "running": running, "ready": counts.get("ready", 0), "counts": counts}
+    lines = [f"session {session.id} {session.state}: limit {session.parallel_limit}"
+             + (f", intent max {session.max_concurrent}" if session.max_concurrent else ""),
+             f"running {len(running)}, ready {data['ready']}, "
+             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    lines += [f"  {r['state']:<8} {r['task']} (attempt {r['attempt']}, {r['seconds']} s)"
+              for r in running]
+    return CommandResult("\n".join(lines), data)
+
+
+@command("parallel", "set-limit")
+async def _parallel_set_limit(conn: aiosqlite.Connection, args: argparse.Namespace,
+                              context: CommandContext) -> CommandResult:
+    if args.limit < 1:
+        raise CommandError("parallel set-limit: the limit must be 1 or more")
+    await conn.execute("BEGIN IMMEDIATE")
+    await conn.execute("INSERT INTO settings (key, value) VALUES ('parallel_limit', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(args.limit),))
+    await conn.execute("COMMIT")
+    text = f"parallel limit set to {args.limit} for new sessions"
+    try:
+        session = await queries.find_session(conn, None, active_only=True)
+    except OrchestratorError:
+        return CommandResult(text, {"parallel_limit": args.limit, "session": None})
+    if await control.session_engine_alive(conn, session):
+        answer = await control.send(conn, session, "set-limit", str(args.limit))
+        text += f"; session {session.id}: {answer.outcome}"
+    return CommandResult(text, {"parallel_limit": args.limit, "session": session.id})
+
+
+@command("parallel", "show-graph")
+async def _parallel_show_graph(conn: aiosqlite.Connection, args: argparse.Namespace,
+                               context: CommandContext) -> CommandResult:
+    session = await queries.find_session(conn, args.session)
+    plan = Plan.from_dict(json.loads(session.plan))
+    states = {t.id: t.state for t in await queries.session_tasks(conn, session.id)}
+    text, data = graph_text(plan, states)
+    return CommandResult(f"plan of {session.id} ({session.intent})\n{text}", data)
+
+
+async def _control(conn: aiosqlite.Connection, args: argparse.Namespace) -> CommandResult:
+    action = args.group
+    session = await queries.find_session(conn, args.session, active_only=args.session is None)
+    if action == "abort" and session.state in ACTIVE_SESSION_STATES \
+            and not await control.session_engine_alive(conn, session):
+        outcome = await control.abort_orphaned(conn, session)
+    else:
+        outcome = (await control.send(conn, session, action)).outcome or ""
+    ok = not outcome.startswith(("refused", "not "))
+    return CommandResult(f"session {session.id}: {outcome}",
+                         {"session": session.id, "action": action, "outcome": outcome}, ok)
+
+
+for _action in ("pause", "resume", "abort"):
+    command(_action)(lambda conn, args, context: _control(conn, args))

@@ -1,0 +1,158 @@
+"""`orchestrator run`: plan an intent, run it with live progress, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator_tui.core.errors import OrchestratorError, WorkflowError
+from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.states import SessionState
+from orchestrator_tui.core.workflow import build_plan, parse_workflow
+from orchestrator_tui.engine.execution import Control, Execution, Snapshot
+from orchestrator_tui.engine.registry import Registry, load_registry
+from orchestrator_tui.engine.session import Engine, SessionRequest
+from orchestrator_tui.engine.shipped import default_workflow
+from orchestrator_tui.store import queries
+from orchestrator_tui.views import STATE_MARKS, seconds
+
+EXIT_CODES = {SessionState.COMPLETED: 0, SessionState.FAILED: 1, SessionState.ABORTED: 3}
+FINISHED = ("succeeded", "failed", "skipped", "cancelled")
+
+
+def load_plan(intent: str, workflow_file: str | None, workspace: Path,
+              agents_dirs: list[Path]) -> tuple[Plan, Registry, str]:
+    """Read the workflow and the agents, and build the validated plan of `intent`."""
+    path = Path(workflow_file).expanduser().resolve() if workflow_file else default_workflow()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise WorkflowError(f"cannot read the workflow: {reason}", file=str(path)) from error
+    registry = load_registry(workspace, agents_dirs)
+    workflow = parse_workflow(text, source=str(path), known_agents=set(registry.agents))
+    return build_plan(workflow, intent.lower()), registry, str(path)
+
+
+async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -> int:
+    """Run `args.intent` to its end; the exit code is 0 only if the session COMPLETED."""
+    if args.parallel is not None and args.parallel < 1:
+        raise OrchestratorError("--parallel must be 1 or more")
+    plan, registry, source = load_plan(args.intent, args.workflow, workspace, args.agents_dir)
+    err = Console(stderr=True)
+    async with await Engine.open(db_path) as engine:
+        execution = await engine.start(SessionRequest(
+            plan=plan, workspace=workspace, workflow=source, parallel_limit=args.parallel,
+            registry=registry))
+        if not args.json:
+            width = min(execution.parallel_limit, plan.intent.max_concurrent or len(plan) or 1)
+            err.print(f"[bold]{execution.session_id}[/]: {plan.intent.name} — {len(plan)} tasks,"
+                      f" up to {width} at once; database {db_path}")
+        final = await _run_watched(engine, execution, live=err.is_terminal and not args.json,
+                                   console=err)
+        tasks = await queries.session_tasks(engine.reader, execution.session_id)
+        session = await queries.find_session(engine.reader, execution.session_id)
+    rank = {task_id: i for i, task_id in enumerate(plan.order)}
+    rows = [_task_row(t) for t in sorted(tasks, key=lambda t: rank.get(t.id, 0))]
+    duration = (session.finished_at or time.time()) - session.created_at
+    if args.json:
+        summary = {"session": session.id, "intent": session.intent, "state": final,
+                   "seconds": round(duration, 3), "tasks": rows, "log": list(execution.log)}
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(Console(), session.id, final, duration, rows, list(execution.log))
+        if args.show_output:
+            await _print_outputs(db_path, session.id)
+    return EXIT_CODES.get(final, 1)
+
+
+async def _run_watched(engine: Engine, execution: Execution, *, live: bool,
+                       console: Console) -> SessionState:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, execution.request,
+                                    Control("abort", reason=f"{signal.Signals(signum).name} "
+                                                            "received"))
+    run = loop.create_task(engine.run(execution))
+    try:
+        if not live:
+            return await run
+        with Live(_render(execution.snapshot()), console=console, refresh_per_second=4,
+                  transient=True) as display:
+            while not run.done():
+                await asyncio.wait({run}, timeout=0.25)
+                display.update(_render(execution.snapshot()))
+        return run.result()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+
+
+def _render(snap: Snapshot) -> Group:
+    done = sum(snap.counts.get(state, 0) for state in FINISHED)
+    header = Text.assemble((f"{snap.state}", "bold"), f"  {done}/{snap.total} done  ",
+                           f"running {len(snap.running)}/{snap.parallel_limit}  ",
+                           f"{seconds(snap.taken_at - snap.started_at)}")
+    bar = ProgressBar(total=max(snap.total, 1), completed=done, width=40)
+    lines: list[Any] = [header, bar]
+    for view in snap.running[:12]:
+        lines.append(Text(f"  {STATE_MARKS.get(view.state, '?')} {view.task_id} [{view.state}] "
+                          f"{seconds(snap.taken_at - view.started_at)}"))
+    if len(snap.running) > 12:
+        lines.append(Text(f"  … and {len(snap.running) - 12} more"))
+    return Group(*lines)
+
+
+def _task_row(task: queries.TaskRow) -> dict[str, Any]:
+    took = task.finished_at - task.started_at if task.finished_at and task.started_at else None
+    return {"task": task.id, "agent": task.agent or task.kind, "state": task.state,
+            "attempts": task.attempts, "seconds": round(took, 3) if took is not None else None,
+            "exit_code": task.exit_code, "result": task.result or "", "error": task.error or ""}
+
+
+def _print_summary(console: Console, session_id: str, final: str, duration: float,
+                   rows: list[dict[str, Any]], log: list[str]) -> None:
+    table = Table(title=f"{session_id}: {final} in {seconds(duration)}", title_justify="left")
+    for column in ("task", "state", "time", "result"):
+        table.add_column(column, overflow="fold")
+    for row in rows[:200]:
+        mark = STATE_MARKS.get(row["state"], "?")
+        table.add_row(row["task"], f"{mark} {row['state']}", seconds(row["seconds"]),
+                      row["error"] or row["result"])
+    console.print(table)
+    if len(rows) > 200:
+        console.print(f"… and {len(rows) - 200} more tasks (`orchestrator parallel status`)")
+    for line in log:
+        if "nothing can run" in line:
+            console.print(line)
+
+
+async def _print_outputs(db_path: Path, session_id: str) -> None:
+    from orchestrator_tui.store.database import connect
+
+    conn = await connect(db_path, create=False)
+    try:
+        async with conn.execute(
+            "SELECT task_id, attempt, stdout, stderr FROM attempts WHERE session_id = ? "
+            "ORDER BY started_at", (session_id,)) as cursor:
+            for task_id, attempt, stdout, stderr in await cursor.fetchall():
+                sys.stdout.write(f"\n── {task_id} (attempt {attempt}) ──\n{stdout or ''}")
+                if stderr:
+                    sys.stdout.write(f"[stderr]\n{stderr}")
+    finally:
+        await conn.close()

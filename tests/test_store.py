@@ -1,0 +1,127 @@
+"""The database: location, permissions, migrations, group commit and clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator_tui.core.errors import StoreError
+from orchestrator_tui.store.database import connect, resolve_db_path
+from orchestrator_tui.store.schema import SCHEMA_VERSION
+from orchestrator_tui.store.writer import Writer
+
+
+def test_path_precedence(tmp_path: Path) -> None:
+    assert resolve_db_path(tmp_path, None, {}) == tmp_path / ".orchestrator" / "state.db"
+    assert resolve_db_path(tmp_path, None, {"ORCHESTRATOR_DB": str(tmp_path / "e.db")}) \
+        == tmp_path / "e.db"
+    assert resolve_db_path(tmp_path, tmp_path / "f.db",
+                           {"ORCHESTRATOR_DB": str(tmp_path / "e.db")}) == tmp_path / "f.db"
+
+
+async def test_new_database_is_private_and_ignored_by_git(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    path = resolve_db_path(tmp_path, None, {})
+    conn = await connect(path)
+    await conn.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert status.stdout == ""
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+async def test_older_database_upgrades_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE unrelated (x)")
+        raw.execute("INSERT INTO unrelated VALUES (42)")
+    conn = await connect(path)
+    await conn.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert raw.execute("SELECT x FROM unrelated").fetchall() == [(42,)]
+        assert raw.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+
+
+async def test_newer_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="newer than this orchestrator understands"):
+        await connect(path)
+    assert path.read_bytes() == before
+
+
+async def test_garbage_file_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.db.*(not a database|damaged)"):
+        await connect(path)
+    assert path.read_bytes() == b"this is not a database at all" * 100
+
+
+async def test_group_commit_shares_transactions(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    await (await connect(path)).close()
+    writer = Writer(path)
+    await writer.start()
+
+    async def one(i: int) -> None:
+        writer.add("INSERT INTO settings (key, value) VALUES (?, ?)", (f"k{i}", str(i)))
+        await writer.commit()
+
+    await asyncio.gather(*(one(i) for i in range(200)))
+    assert writer.batches < 20
+    await writer.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM settings").fetchone() == (200,)
+
+
+async def test_a_failing_call_rolls_back_only_itself(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    await (await connect(path)).close()
+    writer = Writer(path)
+    await writer.start()
+
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO settings (key, value) VALUES ('bad', 'x')")
+        raise ValueError("refused")
+
+    def good(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO settings (key, value) VALUES ('good', 'y')")
+        return 7
+
+    writer.add("INSERT INTO settings (key, value) VALUES ('plain', 'z')")
+    results = await asyncio.gather(writer.call(bad), writer.call(good), return_exceptions=True)
+    assert isinstance(results[0], ValueError) and results[1] == 7
+    await writer.close()
+    with sqlite3.connect(path) as raw:
+        keys = sorted(k for (k,) in raw.execute("SELECT key FROM settings"))
+    assert keys == ["good", "plain"]
+
+
+async def test_a_full_disk_is_reported_and_keeps_what_was_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "small.db"
+    await (await connect(path)).close()
+    writer = Writer(path)
+    await writer.start()
+    writer.add("INSERT INTO settings (key, value) VALUES ('kept', 'yes')")
+    await writer.commit()
+    page_count = await writer.call(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    await writer.call(lambda c: c.execute(f"PRAGMA max_page_count = {page_count + 1}"))
+    writer.add("INSERT INTO settings (key, value) VALUES ('big', ?)", ("x" * 1_000_000,))
+    with pytest.raises(StoreError, match="full"):
+        await writer.commit()
+    await writer.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT key FROM settings").fetchall() == [("kept",)]
