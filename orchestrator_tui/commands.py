@@ -19,6 +19,7 @@ from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES
 from orchestrator_tui.engine import control
+from orchestrator_tui.engine.settings import save_setting
 from orchestrator_tui.store import queries
 from orchestrator_tui.store.database import connect
 from orchestrator_tui.views import graph_text, history_rows, session_summary
@@ -187,10 +188,7 @@ async def _parallel_set_limit(conn: aiosqlite.Connection, args: argparse.Namespa
                               context: CommandContext) -> CommandResult:
     if args.limit < 1:
         raise CommandError("parallel set-limit: the limit must be 1 or more")
-    await conn.execute("BEGIN IMMEDIATE")
-    await conn.execute("INSERT INTO settings (key, value) VALUES ('parallel_limit', ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(args.limit),))
-    await conn.execute("COMMIT")
+    await save_setting(context.db_path, "parallel_limit", str(args.limit))
     text = f"parallel limit set to {args.limit} for new sessions"
     try:
         session = await queries.find_session(conn, None, active_only=True)

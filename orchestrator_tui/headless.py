@@ -22,7 +22,8 @@ from orchestrator_tui.core.errors import OrchestratorError, WorkflowError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import SessionState
 from orchestrator_tui.core.workflow import build_plan, parse_workflow
-from orchestrator_tui.engine.execution import Control, Execution, Snapshot
+from orchestrator_tui.engine.events import Control, Snapshot
+from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.registry import Registry, load_registry
 from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.engine.shipped import default_workflow

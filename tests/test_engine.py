@@ -16,7 +16,8 @@ from orchestrator_tui.core.errors import IllegalTransition
 from orchestrator_tui.core.models import IntentSpec, TaskSpec
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import SessionState, TaskState
-from orchestrator_tui.engine.execution import Control, Execution
+from orchestrator_tui.engine.events import Control
+from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.session import Engine, SessionRequest
 
 PY = sys.executable
@@ -189,7 +190,7 @@ async def test_an_illegal_transition_raises_and_writes_nothing(
     assert final == SessionState.COMPLETED
     before = rows(db, "SELECT count(*) FROM transitions")
     with pytest.raises(IllegalTransition, match="succeeded -> running"):
-        execution._set_task("a", TaskState.RUNNING, "again", time.time())
+        execution.record.set_task("a", TaskState.RUNNING, "again", time.time())
     with pytest.raises(IllegalTransition, match="COMPLETED -> EXECUTING"):
         execution._set_session(SessionState.EXECUTING, "again", time.time())
     assert execution.states["a"] == TaskState.SUCCEEDED

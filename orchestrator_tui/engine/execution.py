@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from orchestrator_tui.core.errors import OrchestratorError, StoreError
 from orchestrator_tui.core.plan import Plan
@@ -20,10 +19,22 @@ from orchestrator_tui.core.states import (
     DONE_TASK_STATES,
     SessionState,
     TaskState,
-    check_session,
-    check_task,
+)
+from orchestrator_tui.engine.events import (
+    WAKE,
+    Attempt,
+    Completion,
+    Control,
+    Event,
+    Fatal,
+    JournalEntry,
+    RetryDue,
+    Snapshot,
+    TaskView,
+    Wake,
 )
 from orchestrator_tui.engine.jobs import JobFactory
+from orchestrator_tui.engine.record import SessionRecord
 from orchestrator_tui.engine.runners.base import Handle, Outcome
 from orchestrator_tui.store import records
 from orchestrator_tui.store.writer import Writer
@@ -32,103 +43,6 @@ T, S = TaskState, SessionState
 RETRY_BASE_DELAY = 0.5
 RETRY_MAX_DELAY = 30.0
 PROCESS_START_DELAY = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """An attempt ended."""
-
-    task_id: str
-    attempt: int
-    outcome: Outcome
-
-
-@dataclass(frozen=True, slots=True)
-class Control:
-    """A request to the running session: pause, resume, abort or set-limit."""
-
-    action: str
-    argument: str | None = None
-    control_id: int | None = None
-    reason: str = "requested by the user"
-
-
-@dataclass(frozen=True, slots=True)
-class Fatal:
-    """The database refused a write: the run cannot go on safely."""
-
-    error: StoreError
-
-
-@dataclass(frozen=True, slots=True)
-class RetryDue:
-    """A failed task's backoff has passed."""
-
-    task_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Wake:
-    """Rows changed outside the loop: flush them."""
-
-
-WAKE = Wake()
-Event = Completion | Control | RetryDue | Fatal | Wake
-
-
-@dataclass(slots=True)
-class Attempt:
-    """A task being executed now, and the attempt row it writes."""
-
-    number: int
-    started_at: float
-    handle: Handle | None = None
-    paused: bool = False
-    pid: int | None = None
-    process_start: float | None = None
-    finished_at: float | None = None
-    outcome: Outcome | None = None
-    verdict: str | None = None
-
-
-@dataclass(slots=True)
-class TaskRow:
-    """The stored columns of a task besides its state, kept to write them in one statement."""
-
-    attempts: int = 0
-    exit_code: int | None = None
-    result: str | None = None
-    error: str | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    updated_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class TaskView:
-    """What a screen or progress line shows of one started task."""
-
-    task_id: str
-    kind: str
-    state: str
-    attempt: int
-    started_at: float
-    pid: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The session at one instant, for screens and progress lines (immutable)."""
-
-    session_id: str
-    state: str
-    total: int
-    counts: Mapping[str, int]
-    running: tuple[TaskView, ...]
-    parallel_limit: int
-    started_at: float
-    taken_at: float
-    events: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Execution:
@@ -147,17 +61,11 @@ class Execution:
         self.jobs = jobs
         self.parallel_limit = max(1, parallel_limit)
         self.max_concurrent = plan.intent.max_concurrent
-        self.session_state = session_state
-        self.states: dict[str, TaskState] = dict.fromkeys(plan.tasks, T.PENDING)
-        self.states.update(task_states or {})
-        self.rows: dict[str, TaskRow] = {tid: TaskRow() for tid in plan.tasks}
-        for tid, count in (attempts or {}).items():
-            self.rows[tid].attempts = count
-        self._dirty_tasks: set[str] = set()
-        self._dirty_attempts: dict[tuple[str, int], Attempt] = {}
-        self._transitions: list[tuple[str, str | None, str | None, str, str, float]] = []
+        self.record = SessionRecord(session_id, boot_id, list(plan.tasks), session_state,
+                                    task_states, attempts)
+        self.states = self.record.states
+        self.counts = self.record.counts
         self.grace = grace
-        self.counts: dict[str, int] = {}
         self._bottom = plan.bottom_levels(estimates)
         self._ready = ReadyQueue()
         self._running: dict[str, Attempt] = {}
@@ -168,7 +76,6 @@ class Execution:
         self._paused = session_state == S.PAUSED
         self._aborting = False
         self._failures: list[str] = []
-        self.log: deque[str] = deque(maxlen=500)
         self.started_at = time.time()
 
     # ----- public ------------------------------------------------------------------------
@@ -185,12 +92,31 @@ class Execution:
             for tid, att in self._running.items())
         return Snapshot(self.session_id, self.session_state, len(self.plan.tasks),
                         dict(self.counts), running, self.parallel_limit, self.started_at,
-                        time.time(), tuple(self.log)[-20:])
+                        time.time(), tuple(self.log)[-20:], self.record.seq)
+
+    @property
+    def session_state(self) -> SessionState:
+        """Where the session is now."""
+        return self.record.session_state
+
+    @property
+    def log(self) -> deque[str]:
+        """Notes worth a person's attention: failures, control outcomes, deadlocks."""
+        return self.record.log
+
+    def journal_since(self, seq: int) -> list[JournalEntry]:
+        """Journal entries numbered after `seq` that are still kept, oldest first."""
+        return self.record.journal_since(seq)
+
+    def output_tail(self, task_id: str) -> tuple[str, str] | None:
+        """What a running command task has written so far (stdout, stderr), if it is one."""
+        attempt = self._running.get(task_id)
+        tail = getattr(attempt.handle, "tail", None) if attempt else None
+        return tail() if callable(tail) else None
 
     async def run(self) -> SessionState:
         """Execute until every task is done, the session is aborted, or nothing can run."""
         now = time.time()
-        self._recount()
         for tid in self.plan.order:
             self._waiting[tid] = sum(1 for dep in self.plan.graph.pred[tid]
                                      if self.states[dep] != T.SUCCEEDED)
@@ -201,7 +127,7 @@ class Execution:
         for tid in self.plan.order:
             state = self.states[tid]
             if state == T.PENDING and self._waiting[tid] == 0:
-                self._set_task(tid, T.READY, "dependencies met", now)
+                self.record.set_task(tid, T.READY, "dependencies met", now)
             if self.states[tid] == T.READY:
                 self._push(tid)
         await self._commit()
@@ -218,7 +144,7 @@ class Execution:
     async def _loop(self) -> SessionState:
         while True:
             started = self._dispatch()
-            if self._flush() or started:
+            if self.record.flush(self.writer) or started:
                 # Processes start once their `running` rows are committed; the loop goes on
                 # meanwhile, so the next batch fills while this one is written.
                 committed = asyncio.ensure_future(self.writer.commit())
@@ -243,12 +169,8 @@ class Execution:
         started = []
         for candidate in self._ready.take(slots):
             tid = candidate.task_id
-            row = self.rows[tid]
-            row.attempts += 1
-            row.started_at, row.finished_at = now, None
-            self._set_task(tid, T.RUNNING, f"attempt {row.attempts} started", now)
-            attempt = self._running[tid] = Attempt(row.attempts, now)
-            self._dirty_attempts[(tid, attempt.number)] = attempt
+            attempt = self._running[tid] = Attempt(self.record.start_task(tid, now), now)
+            self.record.touch_attempt(tid, attempt)
             started.append(tid)
         return started
 
@@ -284,7 +206,7 @@ class Execution:
         attempt.handle = handle
         if handle.pid is not None:
             attempt.pid = handle.pid
-            self._dirty_attempts[(tid, attempt.number)] = attempt
+            self.record.touch_attempt(tid, attempt)
             # Reading a start time blocks while the child is still in exec; a process that
             # is gone within this delay needs no finding after a crash. The pid is written
             # with the next batch, or with the start time when the process lives on.
@@ -294,14 +216,14 @@ class Execution:
             await handle.terminate(self.grace)
         elif self._paused and handle.pause():
             attempt.paused = True
-            self._set_task(tid, T.PAUSED, "session paused", time.time())
+            self.record.set_task(tid, T.PAUSED, "session paused", time.time())
         outcome = await handle.wait()
         self._events.put_nowait(Completion(tid, attempt.number, outcome))
 
     def _note_process_start(self, tid: str, attempt: Attempt) -> None:
         if attempt.finished_at is None and attempt.handle is not None:
             attempt.process_start = attempt.handle.process_start
-            self._dirty_attempts[(tid, attempt.number)] = attempt
+            self.record.touch_attempt(tid, attempt)
             self._events.put_nowait(WAKE)
 
     # ----- events ------------------------------------------------------------------------
@@ -316,7 +238,7 @@ class Execution:
         elif isinstance(event, RetryDue):
             self._retry_timers.pop(event.task_id, None)
             if self.states[event.task_id] == T.RETRYING and not self._aborting:
-                self._set_task(event.task_id, T.READY, "retry backoff over", time.time())
+                self.record.set_task(event.task_id, T.READY, "retry backoff over", time.time())
                 self._push(event.task_id)
         else:
             self._control(event)
@@ -329,33 +251,35 @@ class Execution:
         attempt.verdict = "succeeded" if outcome.succeeded else "cancelled" \
             if outcome.cancelled else "failed"
         attempt.finished_at, attempt.outcome = now, outcome
-        self._dirty_attempts[(tid, attempt.number)] = attempt
+        self.record.touch_attempt(tid, attempt)
+        record = self.record
         if self.states[tid] == T.PAUSED:
-            self._set_task(tid, T.RUNNING, "ended while paused", now)
+            record.set_task(tid, T.RUNNING, "ended while paused", now)
         if outcome.succeeded:
-            self._finish_task(tid, T.SUCCEEDED, outcome, outcome.result or "exit code 0", now)
+            record.finish_task(tid, T.SUCCEEDED, outcome, outcome.result or "exit code 0", now)
             for dependent in self.plan.graph.succ[tid]:
                 self._waiting[dependent] -= 1
                 if self._waiting[dependent] == 0 and self.states[dependent] == T.PENDING:
-                    self._set_task(dependent, T.READY, f"dependencies met ({tid} succeeded)", now)
+                    record.set_task(dependent, T.READY, f"dependencies met ({tid} succeeded)",
+                                    now)
                     self._push(dependent)
         elif outcome.cancelled or self._aborting:
-            self._finish_task(tid, T.CANCELLED, outcome, outcome.error or "cancelled", now)
+            record.finish_task(tid, T.CANCELLED, outcome, outcome.error or "cancelled", now)
         elif event.attempt <= self.plan.tasks[tid].retries:
             delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** (event.attempt - 1))
-            self._set_task(tid, T.RETRYING, f"{outcome.error}; retry in {delay:g} s", now)
+            self.record.set_task(tid, T.RETRYING, f"{outcome.error}; retry in {delay:g} s", now)
             loop = asyncio.get_running_loop()
             self._retry_timers[tid] = loop.call_later(delay, self._events.put_nowait,
                                                       RetryDue(tid))
         else:
-            self._finish_task(tid, T.FAILED, outcome, outcome.error or "failed", now)
+            self.record.finish_task(tid, T.FAILED, outcome, outcome.error or "failed", now)
             self._failures.append(tid)
             self._skip_dependents(tid, now)
 
     def _control(self, event: Control) -> None:
         now = time.time()
         outcome = self._apply_control(event, now)
-        self.log.append(f"{event.action}: {outcome}")
+        self.record.note(f"{event.action}: {outcome}")
         if event.control_id is not None:
             self.writer.add(records.HANDLE_CONTROL, (now, outcome, event.control_id))
 
@@ -371,7 +295,7 @@ class Execution:
                 if attempt.handle is not None and attempt.handle.pause():
                     attempt.paused = True
                     stopped += 1
-                    self._set_task(tid, T.PAUSED, "session paused", now)
+                    self.record.set_task(tid, T.PAUSED, "session paused", now)
             return f"paused; {stopped} agent process group(s) stopped"
         if action == "resume":
             if not self._paused:
@@ -382,7 +306,7 @@ class Execution:
                 if attempt.paused and attempt.handle is not None:
                     attempt.handle.resume()
                     attempt.paused = False
-                    self._set_task(tid, T.RUNNING, "session resumed", now)
+                    self.record.set_task(tid, T.RUNNING, "session resumed", now)
             return "resumed"
         if action == "abort":
             if self._aborting:
@@ -426,8 +350,8 @@ class Execution:
         if all(state in DONE_TASK_STATES for state in self.states.values()):
             return S.FAILED if self._failures or self.counts.get(T.FAILED) else S.COMPLETED
         blocked = [tid for tid, state in self.states.items() if state not in DONE_TASK_STATES]
-        self.log.append("nothing can run, nothing is running, work remains: "
-                        + ", ".join(blocked[:20]))
+        self.record.note("nothing can run, nothing is running, work remains: "
+                  + ", ".join(blocked[:20]))
         return S.FAILED
 
     async def _finish(self, final: SessionState) -> SessionState:
@@ -435,7 +359,7 @@ class Execution:
         if final == S.ABORTED:
             for tid, state in self.states.items():
                 if state not in DONE_TASK_STATES:
-                    self._set_task(tid, T.CANCELLED, "session aborted", now)
+                    self.record.set_task(tid, T.CANCELLED, "session aborted", now)
             reason = "aborted by the user"
         elif final == S.COMPLETED:
             reason = f"all {len(self.states)} tasks succeeded"
@@ -455,81 +379,24 @@ class Execution:
         self._ready.push(Candidate.of(tid, task.priority, self._bottom[tid],
                                       self.plan.position[tid]))
 
-    def _recount(self) -> None:
-        counts: dict[str, int] = {}
-        for state in self.states.values():
-            counts[state] = counts.get(state, 0) + 1
-        self.counts = counts
-
-    def _set_task(self, tid: str, new: TaskState, reason: str, now: float) -> None:
-        old = self.states[tid]
-        check_task(tid, old, new)
-        self.states[tid] = new
-        self.counts[old] -= 1
-        if not self.counts[old]:
-            del self.counts[old]
-        self.counts[new] = self.counts.get(new, 0) + 1
-        self.rows[tid].updated_at = now
-        self._dirty_tasks.add(tid)
-        self._transitions.append((self.session_id, tid, old, new, reason, now))
-
-    def _finish_task(self, tid: str, new: TaskState, outcome: Outcome, reason: str,
-                     now: float) -> None:
-        row = self.rows[tid]
-        row.exit_code, row.result, row.error = outcome.exit_code, outcome.result, outcome.error
-        row.finished_at = now
-        self._set_task(tid, new, reason, now)
-        if new != T.SUCCEEDED:
-            self.log.append(f"{tid} {new}: {reason}")
-
-    async def _commit(self) -> None:
-        """Queue every changed row, then wait for the group commit that holds them."""
-        self._flush()
-        await self.writer.commit()
-
     def _check_commit(self, committed: asyncio.Future[None]) -> None:
         if not committed.cancelled() and committed.exception() is not None:
             error = committed.exception()
             assert isinstance(error, StoreError)
             self._events.put_nowait(Fatal(error))
 
-    def _flush(self) -> bool:
-        """Queue every row changed since the last flush on the writer, in one block each;
-        say whether there was any."""
-        if not (self._dirty_attempts or self._dirty_tasks or self._transitions):
-            return False
-        w, sid = self.writer, self.session_id
-        for (tid, number), att in self._dirty_attempts.items():
-            out = att.outcome
-            w.add(records.UPSERT_ATTEMPT, (
-                sid, tid, number, self.boot_id, att.pid, att.process_start, att.started_at,
-                att.finished_at, att.verdict, out.exit_code if out else None,
-                out.stdout if out else None, out.stderr if out else None,
-                out.output_bytes if out else None))
-        for tid in self._dirty_tasks:
-            row = self.rows[tid]
-            w.add(records.UPDATE_TASK, (
-                self.states[tid], row.attempts, row.exit_code, row.result, row.error,
-                row.started_at, row.finished_at, row.updated_at, sid, tid))
-        for transition in self._transitions:
-            w.add(records.INSERT_TRANSITION, transition)
-        self._dirty_attempts.clear()
-        self._dirty_tasks.clear()
-        self._transitions.clear()
-        return True
-
     def _set_session(self, new: SessionState, reason: str, now: float) -> None:
-        check_session(self.session_id, self.session_state, new)
-        final = new in (S.COMPLETED, S.FAILED, S.ABORTED)
-        self.writer.add(records.SET_SESSION_STATE, (new, now, final, now, self.session_id))
-        self._transitions.append((self.session_id, None, self.session_state, new, reason, now))
-        self.log.append(f"session {self.session_state} -> {new}: {reason}")
-        self.session_state = new
+        self.record.set_session(new, reason, now, self.writer)
+
+    async def _commit(self) -> None:
+        """Queue every changed row, then wait for the group commit that holds them."""
+        self.record.flush(self.writer)
+        await self.writer.commit()
 
     def _skip_dependents(self, tid: str, now: float) -> None:
         for dependent in _descendants(self.plan, tid):
             if self.states[dependent] in (T.PENDING, T.READY):
-                self._set_task(dependent, T.SKIPPED, f"dependency {tid} failed", now)
+                self.record.set_task(dependent, T.SKIPPED, f"dependency {tid} failed", now)
 
     def _skip_after_failed_dependencies(self, now: float) -> None:
         for tid, state in list(self.states.items()):

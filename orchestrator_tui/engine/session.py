@@ -14,7 +14,8 @@ import aiosqlite
 
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import SessionState, TaskState
-from orchestrator_tui.engine.execution import Control, Execution
+from orchestrator_tui.engine.events import Control
+from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.processes import process_start_time
 from orchestrator_tui.engine.registry import Registry

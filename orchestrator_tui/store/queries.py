@@ -140,7 +140,8 @@ async def session_tasks(conn: aiosqlite.Connection, session_id: str) -> list[Tas
     """Every task of a session."""
     rows = await _all(conn, f"SELECT {TASK_COLUMNS} FROM tasks WHERE session_id = ?",
                       (session_id,))
-    return [TaskRow(*row[:6], bool(row[6]), *row[7:]) for row in rows]
+    return [TaskRow(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7],
+                    row[8], row[9], row[10], row[11], row[12]) for row in rows]
 
 
 async def task_counts(conn: aiosqlite.Connection, session_id: str) -> dict[str, int]:

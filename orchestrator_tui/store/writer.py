@@ -150,7 +150,7 @@ class Writer:
                     sql = head[0]
                     rows: list[Params] = []
                     while index < len(ops) and ops[index][0] == sql:
-                        rows.append(ops[index][1])
+                        rows.append(ops[index][1])  # type: ignore[arg-type]
                         index += 1
                     conn.executemany(sql, rows)
                     continue

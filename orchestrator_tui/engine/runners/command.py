@@ -214,7 +214,12 @@ def watch_exit(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
         pidfd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
         waiter = loop.run_in_executor(None, proc.wait)
-        waiter.add_done_callback(lambda done: exited.done() or exited.set_result(done.result()))
+
+        def on_wait(done: asyncio.Future[int]) -> None:
+            if not exited.done():
+                exited.set_result(done.result())
+
+        waiter.add_done_callback(on_wait)
         return exited
 
     def on_exit() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ class TaskContext:
     args: dict[str, Any]
 
 
-TaskFunction = Callable[[TaskContext], Awaitable[Any]]
+TaskFunction = Callable[[TaskContext], Coroutine[Any, Any, Any]]
 _cache: dict[str, TaskFunction] = {}
 
 
@@ -106,7 +106,7 @@ class PythonRunner:
     async def start(self, job: Job) -> PythonHandle:
         function = resolve(job.target or "")
         context = TaskContext(job.session_id, job.task_id, job.attempt, job.workspace, job.args)
-        task = asyncio.get_running_loop().create_task(function(context))
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(function(context))
         return PythonHandle(job, task)
 
 

@@ -1,0 +1,123 @@
+"""What flows into an execution (events) and out of it (snapshots, journal entries)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from orchestrator_tui.core.errors import StoreError
+from orchestrator_tui.engine.runners.base import Handle, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """An attempt ended."""
+
+    task_id: str
+    attempt: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A request to the running session: pause, resume, abort or set-limit."""
+
+    action: str
+    argument: str | None = None
+    control_id: int | None = None
+    reason: str = "requested by the user"
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """The database refused a write: the run cannot go on safely."""
+
+    error: StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDue:
+    """A failed task's backoff has passed."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Rows changed outside the loop: flush them."""
+
+
+WAKE = Wake()
+Event = Completion | Control | RetryDue | Fatal | Wake
+
+
+@dataclass(slots=True)
+class Attempt:
+    """A task being executed now, and the attempt row it writes."""
+
+    number: int
+    started_at: float
+    handle: Handle | None = None
+    paused: bool = False
+    pid: int | None = None
+    process_start: float | None = None
+    finished_at: float | None = None
+    outcome: Outcome | None = None
+    verdict: str | None = None
+
+
+@dataclass(slots=True)
+class TaskRow:
+    """The stored columns of a task besides its state, kept to write them in one statement."""
+
+    attempts: int = 0
+    exit_code: int | None = None
+    result: str | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """What a screen or progress line shows of one started task."""
+
+    task_id: str
+    kind: str
+    state: str
+    attempt: int
+    started_at: float
+    pid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The session at one instant, for screens and progress lines (immutable)."""
+
+    session_id: str
+    state: str
+    total: int
+    counts: Mapping[str, int]
+    running: tuple[TaskView, ...]
+    parallel_limit: int
+    started_at: float
+    taken_at: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    """The last notes of the journal (failures, control outcomes, deadlocks)."""
+    journal_seq: int = 0
+    """The number of the newest journal entry; ask `journal_since` for newer ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One line of a session's live log: a state change or a note, numbered in order."""
+
+    seq: int
+    at: float
+    kind: str
+    """`session` or `task` for state changes, `note` for anything else worth saying."""
+    task_id: str | None
+    old: str | None
+    new: str | None
+    text: str

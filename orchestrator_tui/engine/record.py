@@ -1,0 +1,135 @@
+"""What a session has done, as the engine records it: task states, rows, transitions and the
+live journal. Every change goes through the state machines first, then is queued here, and
+`flush` hands the changed rows to the writer in one block per statement."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+
+from orchestrator_tui.core.states import SessionState, TaskState, check_session, check_task
+from orchestrator_tui.engine.events import Attempt, JournalEntry, TaskRow
+from orchestrator_tui.engine.runners.base import Outcome
+from orchestrator_tui.store import records
+from orchestrator_tui.store.writer import Writer
+
+JOURNAL_SIZE = 5000
+FINAL_SESSION = (SessionState.COMPLETED, SessionState.FAILED, SessionState.ABORTED)
+
+
+class SessionRecord:
+    """The in-memory truth of one session's states, and the rows still to be written."""
+
+    def __init__(self, session_id: str, boot_id: str, task_ids: list[str],
+                 session_state: SessionState,
+                 task_states: Mapping[str, TaskState] | None = None,
+                 attempts: Mapping[str, int] | None = None) -> None:
+        self.session_id = session_id
+        self.boot_id = boot_id
+        self.session_state = session_state
+        self.states: dict[str, TaskState] = dict.fromkeys(task_ids, TaskState.PENDING)
+        self.states.update(task_states or {})
+        self.rows: dict[str, TaskRow] = {tid: TaskRow() for tid in task_ids}
+        for tid, count in (attempts or {}).items():
+            self.rows[tid].attempts = count
+        self.counts: dict[str, int] = {}
+        for state in self.states.values():
+            self.counts[state] = self.counts.get(state, 0) + 1
+        self.log: deque[str] = deque(maxlen=500)
+        """Notes worth a person's attention: failures, control outcomes, deadlocks."""
+        self.journal: deque[JournalEntry] = deque(maxlen=JOURNAL_SIZE)
+        """Every state change and note, numbered, newest last (bounded)."""
+        self.seq = 0
+        self._dirty_tasks: set[str] = set()
+        self._dirty_attempts: dict[tuple[str, int], Attempt] = {}
+        self._transitions: list[tuple[str, str | None, str | None, str, str, float]] = []
+
+    def set_task(self, tid: str, new: TaskState, reason: str, now: float) -> None:
+        """Move a task to `new` (raising `IllegalTransition` first if it may not)."""
+        old = self.states[tid]
+        check_task(tid, old, new)
+        self.states[tid] = new
+        self.counts[old] -= 1
+        if not self.counts[old]:
+            del self.counts[old]
+        self.counts[new] = self.counts.get(new, 0) + 1
+        self.rows[tid].updated_at = now
+        self._dirty_tasks.add(tid)
+        self._transitions.append((self.session_id, tid, old, new, reason, now))
+        self._journal("task", tid, old, new, reason, now)
+
+    def start_task(self, tid: str, now: float) -> int:
+        """Record a new attempt of a ready task as running; return its number."""
+        row = self.rows[tid]
+        row.attempts += 1
+        row.started_at, row.finished_at = now, None
+        self.set_task(tid, TaskState.RUNNING, f"attempt {row.attempts} started", now)
+        return row.attempts
+
+    def finish_task(self, tid: str, new: TaskState, outcome: Outcome, reason: str,
+                    now: float) -> None:
+        """Record the end of a task with what its last attempt reported."""
+        row = self.rows[tid]
+        row.exit_code, row.result, row.error = outcome.exit_code, outcome.result, outcome.error
+        row.finished_at = now
+        self.set_task(tid, new, reason, now)
+        if new != TaskState.SUCCEEDED:
+            self.note(f"{tid} {new}: {reason}", tid)
+
+    def touch_attempt(self, tid: str, attempt: Attempt) -> None:
+        """Mark an attempt's row as changed."""
+        self._dirty_attempts[(tid, attempt.number)] = attempt
+
+    def set_session(self, new: SessionState, reason: str, now: float,
+                    writer: Writer) -> None:
+        """Move the session to `new` (raising `IllegalTransition` first if it may not)."""
+        check_session(self.session_id, self.session_state, new)
+        writer.add(records.SET_SESSION_STATE, (new, now, new in FINAL_SESSION, now,
+                                               self.session_id))
+        self._transitions.append((self.session_id, None, self.session_state, new, reason, now))
+        self._journal("session", None, self.session_state, new, reason, now)
+        self.session_state = new
+
+    def note(self, text: str, task_id: str | None = None) -> None:
+        """Add a note to the log and the journal."""
+        self.log.append(text)
+        self._journal("note", task_id, None, None, text, time.time())
+
+    def journal_since(self, seq: int) -> list[JournalEntry]:
+        """Journal entries numbered after `seq` that are still kept, oldest first."""
+        if seq >= self.seq:
+            return []
+        newer = self.seq - seq
+        entries = list(self.journal)
+        return entries[-newer:] if newer < len(entries) else entries
+
+    def _journal(self, kind: str, task_id: str | None, old: str | None, new: str | None,
+                 text: str, at: float) -> None:
+        self.seq += 1
+        self.journal.append(JournalEntry(self.seq, at, kind, task_id, old, new, text))
+
+    def flush(self, writer: Writer) -> bool:
+        """Queue every row changed since the last flush, one block per statement; say
+        whether there was any."""
+        if not (self._dirty_attempts or self._dirty_tasks or self._transitions):
+            return False
+        sid = self.session_id
+        for (tid, number), att in self._dirty_attempts.items():
+            out = att.outcome
+            writer.add(records.UPSERT_ATTEMPT, (
+                sid, tid, number, self.boot_id, att.pid, att.process_start, att.started_at,
+                att.finished_at, att.verdict, out.exit_code if out else None,
+                out.stdout if out else None, out.stderr if out else None,
+                out.output_bytes if out else None))
+        for tid in self._dirty_tasks:
+            row = self.rows[tid]
+            writer.add(records.UPDATE_TASK, (
+                self.states[tid], row.attempts, row.exit_code, row.result, row.error,
+                row.started_at, row.finished_at, row.updated_at, sid, tid))
+        for transition in self._transitions:
+            writer.add(records.INSERT_TRANSITION, transition)
+        self._dirty_attempts.clear()
+        self._dirty_tasks.clear()
+        self._transitions.clear()
+        return True
