@@ -214,3 +214,16 @@ async def test_python_tasks_run_in_process(tmp_path: Path, workspace: Path) -> N
     assert final == SessionState.COMPLETED
     assert execution.counts == {"succeeded": 50}
     assert rows(db, "SELECT count(*) FROM transitions WHERE task_id IS NOT NULL") == [(150,)]
+
+
+async def test_a_task_raising_anything_fails_cleanly(tmp_path: Path, workspace: Path) -> None:
+    tasks = [TaskSpec(id="boom", python="tests.helpers:explode"),
+             TaskSpec(id="bad-import", python="tests.no_such_module:f"),
+             TaskSpec(id="fine", python="tests.helpers:sleepy")]
+    db = tmp_path / "state.db"
+    final, _ = await asyncio.wait_for(run_plan(db, workspace, tasks), 30)
+    assert final == SessionState.FAILED
+    errors = dict(rows(db, "SELECT id, error FROM tasks"))  # type: ignore[arg-type]
+    assert errors["boom"] == "RuntimeError: exploded on purpose"
+    assert "cannot start" in errors["bad-import"] and "no_such_module" in errors["bad-import"]
+    assert errors["fine"] == ""

@@ -75,6 +75,7 @@ class Execution:
         self._watchers: set[asyncio.Task[None]] = set()
         self._paused = session_state == S.PAUSED
         self._aborting = False
+        self._fatal = False
         self._failures: list[str] = []
         self.started_at = time.time()
 
@@ -149,8 +150,8 @@ class Execution:
                 # meanwhile, so the next batch fills while this one is written.
                 committed = asyncio.ensure_future(self.writer.commit())
                 committed.add_done_callback(self._check_commit)
-                for tid in started:
-                    self._launch(tid, committed)
+                if started:
+                    committed.add_done_callback(lambda done, tids=started: self._launch(tids))
             final = self._final_state()
             if final is not None:
                 return await self._finish(final)
@@ -174,35 +175,40 @@ class Execution:
             started.append(tid)
         return started
 
-    def _launch(self, tid: str, committed: asyncio.Future[None]) -> None:
-        watcher = asyncio.get_running_loop().create_task(self._run_attempt(tid, committed),
-                                                         name=f"task {tid}")
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+    def _launch(self, tids: list[str]) -> None:
+        """Start the attempts whose `running` rows were just committed (or, if that commit
+        failed, none: `_check_commit` reports the failure)."""
+        if self._fatal:
+            return
+        loop = asyncio.get_running_loop()
+        for tid in tids:
+            watcher = loop.create_task(self._run_attempt(tid), name=f"task {tid}")
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
 
-    async def _run_attempt(self, tid: str, committed: asyncio.Future[None]) -> None:
+    async def _run_attempt(self, tid: str) -> None:
+        """Start one attempt and report how it ended; whatever happens, it reports."""
         attempt = self._running[tid]
-        task = self.plan.tasks[tid]
         try:
-            await asyncio.shield(committed)
-        except StoreError as error:
-            self._events.put_nowait(Fatal(error))
-            return
+            outcome = await self._attempt(tid, attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a runner's own failure is the task's failure
+            outcome = Outcome(succeeded=False, error=f"{type(error).__name__}: {error}")
+        self._events.put_nowait(Completion(tid, attempt.number, outcome))
+
+    async def _attempt(self, tid: str, attempt: Attempt) -> Outcome:
         if self._aborting:
-            self._events.put_nowait(Completion(tid, attempt.number, Outcome(
-                succeeded=False, error="cancelled before it started", cancelled=True)))
-            return
+            return Outcome(succeeded=False, error="cancelled before it started", cancelled=True)
         try:
-            runner, job = self.jobs.job(task, attempt.number)
+            runner, job = self.jobs.job(self.plan.tasks[tid], attempt.number)
             handle = await runner.start(job)
         except (OSError, OrchestratorError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             what = f"cannot start: {reason}"
             if isinstance(error, OSError) and error.filename:
                 what += f" ({error.filename})"
-            self._events.put_nowait(Completion(tid, attempt.number,
-                                               Outcome(succeeded=False, error=what)))
-            return
+            return Outcome(succeeded=False, error=what)
         attempt.handle = handle
         if handle.pid is not None:
             attempt.pid = handle.pid
@@ -217,8 +223,7 @@ class Execution:
         elif self._paused and handle.pause():
             attempt.paused = True
             self.record.set_task(tid, T.PAUSED, "session paused", time.time())
-        outcome = await handle.wait()
-        self._events.put_nowait(Completion(tid, attempt.number, outcome))
+        return await handle.wait()
 
     def _note_process_start(self, tid: str, attempt: Attempt) -> None:
         if attempt.finished_at is None and attempt.handle is not None:
@@ -383,6 +388,7 @@ class Execution:
         if not committed.cancelled() and committed.exception() is not None:
             error = committed.exception()
             assert isinstance(error, StoreError)
+            self._fatal = True
             self._events.put_nowait(Fatal(error))
 
     def _set_session(self, new: SessionState, reason: str, now: float) -> None:

@@ -1,0 +1,399 @@
+"""Reading a workflow: YAML text in, a validated `Workflow` out. Pure: no file I/O here.
+
+Intents sit under `intents:` (or `parallel_coordination:`, where `analyze_intent` names intent
+`analyze`) in one of three forms: `agents: [..]` (task id = agent), `phases: [..]` (task ids
+`PHASE.AGENT`) or explicit `tasks: [..]`. Errors name the file, the intent and the task.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
+from dataclasses import dataclass, fields, replace
+from functools import partial
+from itertools import pairwise
+from typing import Any, NoReturn
+
+import yaml
+from yaml.constructor import ConstructorError
+
+from orchestrator_tui.core.errors import WorkflowError
+from orchestrator_tui.core.models import IntentSpec, TaskSpec, Workflow
+from orchestrator_tui.core.plan import Plan, gc_paused
+
+try:
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+TOP_FIELDS = ("intents", "parallel_coordination", "version", "description")
+INTENT_FIELDS = ("description", "examples", "max_concurrent", "agents", "parallel", "phases",
+                 "tasks")
+PHASE_FIELDS = ("name", "agents", "parallel", "depends_on", "description")
+TASK_FIELDS = tuple(spec.name for spec in fields(TaskSpec))
+TASK_KINDS = ("agent", "command", "python")
+
+_INTENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_PYTHON_TARGET = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+_BAD_ID_CHAR = re.compile(r"[\s/]")
+
+
+class _Map(dict[Any, Any]):
+    """A YAML mapping that remembers the line it starts on, for error messages."""
+    __slots__ = ("line",)
+    line: int
+
+
+class _Loader(_BaseLoader):
+    """Safe YAML loading that refuses duplicate keys and records mapping lines."""
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
+    data = _Map()
+    data.line = node.start_mark.line + 1
+    yield data
+    own = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
+    loader.flatten_mapping(node)
+    inherited = len(node.value) - own
+    seen: set[Hashable] = set()
+    for index, (key_node, value_node) in enumerate(node.value):
+        key = loader.construct_object(key_node, deep=False)
+        if not isinstance(key, Hashable) or key in seen:
+            what = "duplicate" if isinstance(key, Hashable) else "unhashable"
+            raise ConstructorError(None, None, f"found {what} key {key!r}", key_node.start_mark)
+        if index >= inherited:
+            seen.add(key)
+        data[key] = loader.construct_object(value_node, deep=False)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+
+
+class _Bad(Exception):
+    """A value of the wrong shape; the caller adds where it is."""
+
+
+@dataclass(slots=True)
+class _Where:
+    """Where a check runs: file, intent, task or phase; `fail` adds the line when known."""
+
+    file: str
+    intent: str | None = None
+    task: str | None = None
+    phase: str | None = None
+
+    def at(self, *, intent: str | None = None, task: str | None = None,
+           phase: str | None = None) -> _Where:
+        return _Where(self.file, intent or self.intent, task, phase)
+
+    def fail(self, message: str, node: object = None) -> NoReturn:
+        line = getattr(node, "line", None)
+        prefix = f"phase {self.phase!r}: " if self.phase else ""
+        suffix = f" (line {line})" if line else ""
+        raise WorkflowError(prefix + message + suffix, file=self.file, intent=self.intent,
+                            task=self.task)
+
+
+def parse_workflow(text: str, *, source: str, known_agents: Collection[str] | None = None,
+                   check_plans: bool = True) -> Workflow:
+    """Parse and validate the YAML text of the workflow file named `source`.
+
+    If given, `known_agents` are the only agent names tasks may use. With `check_plans`, each
+    intent's plan is built too, refusing duplicate ids, unknown dependencies and cycles.
+    Raises `WorkflowError` (`CycleError` for a cycle).
+    """
+    return workflow_from_data(load_yaml(text, source=source), source=source,
+                              known_agents=known_agents, check_plans=check_plans)
+
+
+def load_yaml(text: str, *, source: str) -> object:
+    """The YAML document in `text`, safely loaded; duplicate keys are an error."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or exc
+        raise WorkflowError(f"invalid YAML{where}: {problem}", file=source) from exc
+
+
+def workflow_from_data(data: object, *, source: str,
+                       known_agents: Collection[str] | None = None,
+                       check_plans: bool = True) -> Workflow:
+    """Validate an already loaded workflow document (as `parse_workflow` does after YAML)."""
+    where = _Where(source)
+    if not isinstance(data, Mapping):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        where.fail(f"the file is {kind}; it must be a mapping with an `intents:` key")
+    _check_fields(data, TOP_FIELDS, "top-level", where)
+    intents: dict[str, IntentSpec] = {}
+    with gc_paused():
+        for section in ("intents", "parallel_coordination"):
+            body = data.get(section) or {}
+            if not isinstance(body, Mapping):
+                where.fail(f"`{section}` must be a mapping of intent names", data)
+            for raw_name, spec in body.items():
+                name = _intent_name(raw_name, section, where, body)
+                here = where.at(intent=name)
+                if name in intents:
+                    here.fail("intent defined twice", spec)
+                intents[name] = _intent(name, spec, here, known_agents)
+        if not intents:
+            where.fail("no intents: add an `intents:` mapping with at least one intent", data)
+        if check_plans:
+            for intent in intents.values():
+                Plan(intent, source=source)
+    return Workflow(intents=intents, source=source)
+
+
+def build_plan(workflow: Workflow, intent_name: str) -> Plan:
+    """The validated plan of one intent; `WorkflowError` for an unknown one, listing the rest."""
+    intent = workflow.intents.get(intent_name) or workflow.intents.get(intent_name.lower())
+    if intent is None:
+        known = ", ".join(sorted(workflow.intents)) or "none"
+        raise WorkflowError(f"unknown intent {intent_name!r}; known: {known}", file=workflow.source)
+    return Plan(intent, source=workflow.source)
+
+
+def _intent_name(raw: object, section: str, where: _Where, node: object) -> str:
+    if not isinstance(raw, str):
+        where.fail(f"intent name {raw!r} must be a string", node)
+    suffix = "_intent" if section == "parallel_coordination" else ""
+    name = raw.strip().lower().removesuffix(suffix)
+    if not _INTENT_NAME.fullmatch(name):
+        where.fail(f"bad intent name {raw!r}: use lowercase letters, digits, '_' and '-'", node)
+    return name
+
+
+def _intent(name: str, spec: object, where: _Where,
+            known_agents: Collection[str] | None) -> IntentSpec:
+    if not isinstance(spec, Mapping):
+        where.fail("an intent must be a mapping with `agents`, `phases` or `tasks`", spec)
+    _check_fields(spec, INTENT_FIELDS, "intent", where)
+    form = _one_of(("agents", "phases", "tasks"), spec, "an intent", where)
+    if "parallel" in spec and form != "agents":
+        where.fail("`parallel` applies to the agents form only (set it per phase)", spec)
+    if form == "agents":
+        agents = _field(spec, "agents", _names, None, where) or where.fail(
+            "`agents` must be a non-empty list of names", spec)
+        tasks = _chain([TaskSpec(id=agent, agent=agent) for agent in agents],
+                       _field(spec, "parallel", _bool, True, where))
+    elif form == "phases":
+        tasks = _phases(spec["phases"], where, spec)
+    else:
+        raw_tasks = spec["tasks"]
+        if not isinstance(raw_tasks, list) or not raw_tasks:
+            where.fail("`tasks` must be a non-empty list of task mappings", spec)
+        tasks = [_task(raw, index, where) for index, raw in enumerate(raw_tasks)]
+    if known_agents is not None:
+        _check_agents(tasks, known_agents, where)
+    return IntentSpec(
+        name=name, tasks=tuple(tasks), description=_field(spec, "description", _text, "", where),
+        max_concurrent=_field(spec, "max_concurrent", lambda v: _int(v, 1), None, where),
+        examples=_field(spec, "examples", _strings, (), where))
+
+
+def _chain(tasks: list[TaskSpec], parallel: bool) -> list[TaskSpec]:
+    """The tasks unchanged if parallel, else each also depending on the one before it."""
+    return tasks if parallel else tasks[:1] + [
+        replace(task, depends_on=(*task.depends_on, before.id)) for before, task in pairwise(tasks)]
+
+
+def _phases(raw: object, where: _Where, node: object) -> list[TaskSpec]:
+    if not isinstance(raw, list) or not raw:
+        where.fail("`phases` must be a non-empty list of phase mappings", node)
+    agents: dict[str, tuple[str, ...]] = {}
+    specs: list[tuple[_Where, Mapping[Any, Any]]] = []
+    for index, phase in enumerate(raw):
+        here = where.at(phase=f"#{index + 1}")
+        if not isinstance(phase, Mapping):
+            here.fail("a phase must be a mapping with `name` and `agents`", phase)
+        name = _field(phase, "name", _name, None, here) or here.fail("a phase needs a `name`",
+                                                                      phase)
+        if "." in name:
+            here.fail(f"phase name {name!r} must not contain '.'", phase)
+        here = where.at(phase=name)
+        _check_fields(phase, PHASE_FIELDS, "phase", here)
+        if name in agents:
+            here.fail("phase defined twice", phase)
+        agents[name] = _field(phase, "agents", _names, None, here) or here.fail(
+            "a phase needs a non-empty `agents` list", phase)
+        specs.append((here, phase))
+    tasks: list[TaskSpec] = []
+    for here, phase in specs:
+        name = str(here.phase)
+        after = _field(phase, "depends_on", _unique_strings, (), here)
+        for dep in after:
+            if dep == name:
+                here.fail("a phase cannot depend on itself", phase)
+            if dep not in agents:
+                here.fail(f"depends on unknown phase {dep!r} (phases: {', '.join(agents)})",
+                          phase)
+        deps = tuple(f"{dep}.{agent}" for dep in after for agent in agents[dep])
+        own = [TaskSpec(id=f"{name}.{agent}", agent=agent, phase=name, depends_on=deps)
+               for agent in agents[name]]
+        tasks += _chain(own, _field(phase, "parallel", _bool, True, here))
+    return tasks
+
+
+def _task(raw: object, index: int, where: _Where) -> TaskSpec:
+    if not isinstance(raw, Mapping):
+        where.at(task=f"#{index + 1}").fail("a task must be a mapping with an `id`", raw)
+    task_id = raw.get("id")
+    here = where.at(task=task_id if isinstance(task_id, str) else f"#{index + 1}")
+    if not isinstance(task_id, str) or not task_id or _BAD_ID_CHAR.search(task_id):
+        here.fail(f"task id {task_id!r} must be a non-empty string without spaces or '/'", raw)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        check = _TASK_CHECKS.get(key) or _check_fields(raw, TASK_FIELDS, "task", here)
+        if value is not None:
+            try:
+                values[key] = check(value)
+            except _Bad as exc:
+                _refuse(key, value, exc, raw, here)
+    if _one_of(TASK_KINDS, values, "a task", here, raw) != "python" and "args" in values:
+        here.fail("`args` applies to python tasks only", raw)
+    return TaskSpec(**values)
+
+
+def _one_of(options: tuple[str, ...], present: Mapping[Any, Any], what: str, where: _Where,
+            node: object = None) -> str:
+    found = [option for option in options if option in present]
+    if len(found) != 1:
+        where.fail(f"{what} needs exactly one of {', '.join(options)} "
+                   f"(found: {', '.join(found) or 'none'})", node or present)
+    return found[0]
+
+
+def _check_agents(tasks: list[TaskSpec], known: Collection[str], where: _Where) -> None:
+    for task in tasks:
+        if task.agent is not None and task.agent not in known:
+            close = difflib.get_close_matches(task.agent, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            names = ", ".join(sorted(known)) or "none"
+            where.at(task=task.id).fail(f"unknown agent {task.agent!r}{hint} (known: {names})")
+
+
+def _check_fields(mapping: Mapping[Any, Any], allowed: tuple[str, ...], what: str,
+                  where: _Where) -> Any:
+    """Refuse the first key of `mapping` that is not `allowed`, suggesting the closest one."""
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            where.fail(f"unknown {what} field {key!r}{hint}; allowed: {', '.join(allowed)}",
+                       mapping)
+    return None
+
+
+def _field(mapping: Mapping[Any, Any], key: str, check: Callable[[Any], Any], default: Any,
+           where: _Where) -> Any:
+    """The checked value of `key`, or `default` when it is absent or null."""
+    value = mapping.get(key)
+    if value is None:
+        return default
+    try:
+        return check(value)
+    except _Bad as exc:
+        _refuse(key, value, exc, mapping, where)
+
+
+def _refuse(key: str, value: object, problem: _Bad, mapping: object, where: _Where) -> NoReturn:
+    shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:60]}..."
+    where.fail(f"`{key}` {problem}, not {shown}", mapping)
+
+
+def _passing(test: Callable[[Any], object], message: str) -> Callable[[object], Any]:
+    """A check that returns the values `test` accepts and refuses the others with `message`."""
+    def check(value: object) -> Any:
+        if test(value):
+            return value
+        raise _Bad(message)
+    return check
+
+
+_text = _passing(lambda v: isinstance(v, str), "must be a string")
+_bool = _passing(lambda v: isinstance(v, bool), "must be true or false")
+_name = _passing(lambda v: isinstance(v, str) and v and not _BAD_ID_CHAR.search(v),
+                 "must be a non-empty string without spaces or '/'")
+_python_target = _passing(lambda v: isinstance(v, str) and _PYTHON_TARGET.fullmatch(v),
+                          "must be an import path `package.module:function`")
+
+
+def _strings(value: object, unique: bool = False) -> tuple[str, ...]:
+    if not isinstance(value, list) or not {*map(type, value)} <= {str} or not all(value):
+        raise _Bad("must be a list of non-empty strings")
+    if unique and len(set(value)) != len(value):
+        raise _Bad("must not list a name twice")
+    return tuple(value)
+
+
+_unique_strings = partial(_strings, unique=True)
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Bad("must be a non-empty list of names")
+    return _unique_strings([_name(item) for item in value])
+
+
+def _argv(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise _Bad('must be an argv list such as ["python", "fetch.py"] (no shell lines)')
+    if not isinstance(value, list) or not value or not {*map(type, value)} <= {str} or not value[0]:
+        raise _Bad("must be a non-empty list of strings, starting with a program name")
+    return tuple(value)
+
+
+def _int(value: object, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad("must be an integer")
+    if minimum is not None and value < minimum:
+        raise _Bad(f"must be an integer >= {minimum}")
+    return value
+
+
+def _number(value: object, minimum: float = -math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Bad("must be a finite number")
+    if value < minimum:
+        raise _Bad(f"must be a number >= {minimum:g}")
+    return float(value)
+
+
+def _timeout(value: object) -> float:
+    if (seconds := _number(value)) > 0:
+        return seconds
+    raise _Bad("must be a positive number of seconds")
+
+
+def _resources(value: object) -> dict[str, float]:
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise _Bad("must be a mapping of resource names to numbers")
+    return {key: _number(amount, 0.0) for key, amount in value.items()}
+
+
+def _json_object(value: object) -> dict[str, Any]:
+    if isinstance(value, Mapping) and _is_json(value):
+        return dict(value)
+    raise _Bad("must be a mapping of JSON values (strings, numbers, booleans, lists, maps)")
+
+
+def _is_json(value: object) -> bool:
+    if isinstance(value, list):
+        return all(map(_is_json, value))
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    return value is None or isinstance(value, str | int) or (
+        isinstance(value, float) and math.isfinite(value))
+
+
+_TASK_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "id": _text, "agent": _name, "command": _argv, "python": _python_target,
+    "args": _json_object, "depends_on": _unique_strings, "priority": _int,
+    "timeout": _timeout, "retries": lambda v: _int(v, 0), "idempotent": _bool,
+    "resources": _resources, "phase": _name, "description": _text,
+}
+"""How each task field is checked and converted; the keys are exactly TASK_FIELDS."""
