@@ -56,9 +56,14 @@ async def _run(db: Path, workspace: Path, tasks: list[TaskSpec],
             if run.done():
                 break
             execution.request(Control(action, str(limit) if action == "set-limit" else None))
-        if not run.done() and execution.session_state == SessionState.PAUSED:
-            execution.request(Control("resume"))
-        return await asyncio.wait_for(run, 30)
+        # The user comes back: whatever is paused, once the requests are handled, resumes.
+        for _ in range(600):
+            if run.done():
+                break
+            if execution.session_state == SessionState.PAUSED:
+                execution.request(Control("resume"))
+            await asyncio.wait({run}, timeout=0.05)
+        return await asyncio.wait_for(run, 5)
 
 
 def _check_history(db: Path, final: SessionState) -> None:

@@ -8,6 +8,7 @@ before any of them starts. Everything else is group-committed by the writer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from orchestrator_tui.engine.events import (
 )
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.record import SessionRecord
-from orchestrator_tui.engine.runners.base import Handle, Outcome
+from orchestrator_tui.engine.runners.base import Handle, Job, Outcome, Runner
 from orchestrator_tui.store import records
 from orchestrator_tui.store.writer import Writer
 
@@ -76,6 +77,8 @@ class Execution:
         self._paused = session_state == S.PAUSED
         self._aborting = False
         self._fatal = False
+        self._unsettled: deque[tuple[str, Attempt]] = deque()
+        self._settle_timer: asyncio.TimerHandle | None = None
         self._failures: list[str] = []
         self.started_at = time.time()
 
@@ -137,6 +140,8 @@ class Execution:
         finally:
             for timer in self._retry_timers.values():
                 timer.cancel()
+            if self._settle_timer is not None:
+                self._settle_timer.cancel()
             for watcher in list(self._watchers):
                 watcher.cancel()
 
@@ -177,59 +182,87 @@ class Execution:
 
     def _launch(self, tids: list[str]) -> None:
         """Start the attempts whose `running` rows were just committed (or, if that commit
-        failed, none: `_check_commit` reports the failure)."""
+        failed, none: `_check_commit` reports the failure).
+
+        Commands are spawned right here and followed by callbacks; other runners (python
+        callables, anything that must await to start) each get a task.
+        """
         if self._fatal:
             return
         loop = asyncio.get_running_loop()
         for tid in tids:
-            watcher = loop.create_task(self._run_attempt(tid), name=f"task {tid}")
-            self._watchers.add(watcher)
-            watcher.add_done_callback(self._watchers.discard)
+            attempt = self._running[tid]
+            if self._aborting:
+                self._ended(tid, attempt.number, Outcome(
+                    succeeded=False, error="cancelled before it started", cancelled=True))
+                continue
+            try:
+                runner, job = self.jobs.job(self.plan.tasks[tid], attempt.number)
+                spawn = getattr(runner, "spawn", None) if job.stdin is None else None
+                if spawn is None:
+                    watcher = loop.create_task(self._run_attempt(tid, attempt, runner, job),
+                                               name=f"task {tid}")
+                    self._watchers.add(watcher)
+                    watcher.add_done_callback(self._watchers.discard)
+                    continue
+                handle = spawn(job)
+            except Exception as error:  # a runner's own failure is the task's failure
+                self._ended(tid, attempt.number, Outcome(succeeded=False,
+                                                         error=start_error(error)))
+                continue
+            self._started(tid, attempt, handle)
+            handle.on_done(functools.partial(self._ended, tid, attempt.number))
 
-    async def _run_attempt(self, tid: str) -> None:
-        """Start one attempt and report how it ended; whatever happens, it reports."""
-        attempt = self._running[tid]
+    async def _run_attempt(self, tid: str, attempt: Attempt, runner: Runner, job: Job) -> None:
+        """Start one attempt with an async runner and report how it ended, whatever happens."""
         try:
-            outcome = await self._attempt(tid, attempt)
+            handle = await runner.start(job)
+            self._started(tid, attempt, handle)
+            outcome = await handle.wait()
         except asyncio.CancelledError:
             raise
         except Exception as error:  # a runner's own failure is the task's failure
-            outcome = Outcome(succeeded=False, error=f"{type(error).__name__}: {error}")
-        self._events.put_nowait(Completion(tid, attempt.number, outcome))
+            outcome = Outcome(succeeded=False, error=start_error(error)
+                              if attempt.handle is None else f"{type(error).__name__}: {error}")
+        self._ended(tid, attempt.number, outcome)
 
-    async def _attempt(self, tid: str, attempt: Attempt) -> Outcome:
-        if self._aborting:
-            return Outcome(succeeded=False, error="cancelled before it started", cancelled=True)
-        try:
-            runner, job = self.jobs.job(self.plan.tasks[tid], attempt.number)
-            handle = await runner.start(job)
-        except (OSError, OrchestratorError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            what = f"cannot start: {reason}"
-            if isinstance(error, OSError) and error.filename:
-                what += f" ({error.filename})"
-            return Outcome(succeeded=False, error=what)
+    def _started(self, tid: str, attempt: Attempt, handle: Handle) -> None:
         attempt.handle = handle
         if handle.pid is not None:
             attempt.pid = handle.pid
             self.record.touch_attempt(tid, attempt)
-            # Reading a start time blocks while the child is still in exec; a process that
-            # is gone within this delay needs no finding after a crash. The pid is written
-            # with the next batch, or with the start time when the process lives on.
-            asyncio.get_running_loop().call_later(
-                PROCESS_START_DELAY, self._note_process_start, tid, attempt)
+            # Reading a start time blocks while the child is still in exec: it is read by
+            # one sweep a moment later, for the processes that still live (a process gone by
+            # then needs no finding after a crash). The pid goes with the next batch.
+            self._unsettled.append((tid, attempt))
+            if self._settle_timer is None:
+                self._settle_timer = asyncio.get_running_loop().call_later(
+                    PROCESS_START_DELAY, self._settle)
         if self._aborting:
-            await handle.terminate(self.grace)
+            self._launch_terminate(tid, handle)
         elif self._paused and handle.pause():
             attempt.paused = True
             self.record.set_task(tid, T.PAUSED, "session paused", time.time())
-        return await handle.wait()
 
-    def _note_process_start(self, tid: str, attempt: Attempt) -> None:
-        if attempt.finished_at is None and attempt.handle is not None:
-            attempt.process_start = attempt.handle.process_start
-            self.record.touch_attempt(tid, attempt)
+    def _ended(self, tid: str, number: int, outcome: Outcome) -> None:
+        self._events.put_nowait(Completion(tid, number, outcome))
+
+    def _settle(self) -> None:
+        """Record the start times of processes that outlived `PROCESS_START_DELAY`."""
+        self._settle_timer = None
+        horizon = time.time() - PROCESS_START_DELAY
+        noted = False
+        while self._unsettled and self._unsettled[0][1].started_at <= horizon:
+            tid, attempt = self._unsettled.popleft()
+            if attempt.finished_at is None and attempt.handle is not None:
+                attempt.process_start = attempt.handle.process_start
+                self.record.touch_attempt(tid, attempt)
+                noted = True
+        if noted:
             self._events.put_nowait(WAKE)
+        if self._unsettled:
+            self._settle_timer = asyncio.get_running_loop().call_later(
+                PROCESS_START_DELAY, self._settle)
 
     # ----- events ------------------------------------------------------------------------
 
@@ -423,3 +456,13 @@ def _descendants(plan: Plan, tid: str) -> list[str]:
                 stack.append(nxt)
     return order
 
+
+
+def start_error(error: Exception) -> str:
+    """What to tell the user about a task that could not start."""
+    if isinstance(error, OSError):
+        what = f"cannot start: {error.strerror or error}"
+        return what + (f" ({error.filename})" if error.filename else "")
+    if isinstance(error, OrchestratorError):
+        return f"cannot start: {error}"
+    return f"cannot start: {type(error).__name__}: {error}"

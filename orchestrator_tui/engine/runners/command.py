@@ -14,17 +14,28 @@ import os
 import signal
 import subprocess
 import time
+from collections import deque
+from collections.abc import Callable
+from typing import IO
 
 from orchestrator_tui.engine.processes import process_start_time, signal_group, terminate_tree
 from orchestrator_tui.engine.runners.base import Job, Outcome
 
+WATCH_DELAY = 0.02
+"""Seconds after its start at which a command's output is read as it arrives."""
 PIPE_GRACE = 1.0
 """Seconds to wait for the pipes to close after the process exits (a leftover child of the
 process may hold them open)."""
 
 
 class OutputPipe:
-    """One pipe's reading end, registered with the loop, keeping the tail of what arrives."""
+    """One pipe's reading end, keeping the tail of what arrives.
+
+    It is read by the event loop only once `watch` is called: most commands of a plan end
+    within milliseconds, and for them one `drain` at exit is much cheaper than registering
+    with the loop. A command that writes more than a pipe's buffer before `watch` waits
+    only until then.
+    """
 
     def __init__(self, fd: int, cap: int, loop: asyncio.AbstractEventLoop) -> None:
         self.fd = fd
@@ -33,29 +44,43 @@ class OutputPipe:
         self.total = 0
         self.closed: asyncio.Future[None] = loop.create_future()
         self._loop = loop
+        self._watched = False
         os.set_blocking(fd, False)
-        loop.add_reader(fd, self._read)
 
-    def _read(self) -> None:
+    def watch(self) -> None:
+        """Read whatever arrives from now on, as it arrives."""
+        if not self._watched and not self.closed.done():
+            self._watched = True
+            self._loop.add_reader(self.fd, self.read)
+
+    def drain(self) -> None:
+        """Read what is waiting now; close at end of file."""
+        while not self.closed.done() and self.read():
+            pass
+
+    def read(self) -> bool:
+        """Read one chunk; return whether more may be waiting."""
         try:
             chunk = os.read(self.fd, 65536)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             chunk = b""
         if not chunk:
             self.close()
-            return
+            return False
         self.total += len(chunk)
         self.data += chunk
         if len(self.data) > 2 * self.cap:
             del self.data[: len(self.data) - self.cap]
+        return True
 
     def close(self) -> None:
         """Stop reading and release the descriptor."""
         if self.closed.done():
             return
-        self._loop.remove_reader(self.fd)
+        if self._watched:
+            self._loop.remove_reader(self.fd)
         os.close(self.fd)
         self.closed.set_result(None)
 
@@ -87,6 +112,11 @@ class CommandHandle:
         return self._proc.pid
 
     @property
+    def stdin(self) -> IO[bytes] | None:
+        """The pipe to the command's standard input, when the job has input for it."""
+        return self._proc.stdin
+
+    @property
     def process_start(self) -> float | None:
         if self._start is None and not self._exited.done():
             self._start = process_start_time(self._proc.pid)
@@ -94,6 +124,8 @@ class CommandHandle:
 
     def tail(self) -> tuple[str, str]:
         """What the command has written so far to stdout and stderr (their kept tails)."""
+        for pipe in self._pipes:
+            pipe.drain()
         return self._pipes[0].text(), self._pipes[1].text()
 
     def pause(self) -> bool:
@@ -121,21 +153,49 @@ class CommandHandle:
             paused += time.monotonic() - self._paused_at
         return time.monotonic() - self._started - paused
 
-    async def wait(self) -> Outcome:
+    def on_done(self, callback: Callable[[Outcome], None]) -> None:
+        """Call `callback(outcome)` from the event loop when the attempt has ended.
+
+        The engine uses this instead of `wait` to follow many short commands without a
+        task each.
+        """
+        loop = asyncio.get_running_loop()
         if self.job.timeout is not None:
-            self._deadline = asyncio.get_running_loop().call_later(self.job.timeout,
-                                                                   self._check_deadline)
-        try:
-            code = await asyncio.shield(self._exited)
-        finally:
+            self._deadline = loop.call_later(self.job.timeout, self._check_deadline)
+
+        def exited(done: asyncio.Future[int]) -> None:
             if self._deadline is not None:
                 self._deadline.cancel()
+            code = done.result()
+            for pipe in self._pipes:
+                pipe.drain()
+            if all(pipe.closed.done() for pipe in self._pipes):
+                callback(self._outcome(code))
+                return
+            # A leftover child holds a pipe open: give it a moment, then stop reading.
+            closing = loop.create_task(self._close_pipes())
+            closing.add_done_callback(lambda _: callback(self._outcome(code)))
+
+        self._exited.add_done_callback(exited)
+
+    async def wait(self) -> Outcome:
+        ended: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.on_done(ended.set_result)
+        return await ended
+
+    async def _close_pipes(self) -> None:
         for pipe in self._pipes:
             if not pipe.closed.done():
+                pipe.watch()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(pipe.closed), PIPE_GRACE)
                 pipe.close()
-        return self._outcome(code)
+
+    def watch_output(self) -> None:
+        """Start reading the output as it arrives (for commands that outlive a moment)."""
+        if not self._exited.done():
+            for pipe in self._pipes:
+                pipe.watch()
 
     def _check_deadline(self) -> None:
         """At the deadline: kill the group, unless pauses moved the deadline later."""
@@ -175,14 +235,24 @@ class CommandRunner:
 
     def __init__(self, base_env: dict[str, str] | None = None) -> None:
         self.base_env = dict(os.environ if base_env is None else base_env)
+        self._young: deque[tuple[float, CommandHandle]] = deque()
+        self._sweep: asyncio.TimerHandle | None = None
 
     async def start(self, job: Job) -> CommandHandle:
+        handle = self.spawn(job)
+        if job.stdin is not None and handle.stdin is not None:
+            await asyncio.get_running_loop().run_in_executor(None, _feed, handle.stdin,
+                                                             job.stdin)
+        return handle
+
+    def spawn(self, job: Job) -> CommandHandle:
+        """Start the command now (without waiting for anything) and return its handle."""
         loop = asyncio.get_running_loop()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         env = {**self.base_env, **job.env} if job.env else self.base_env
         try:
-            proc = subprocess.Popen(  # noqa: ASYNC220 - spawning does not wait (as asyncio's own)
+            proc = subprocess.Popen(
                 job.argv, stdin=subprocess.PIPE if job.stdin is not None else subprocess.DEVNULL,
                 stdout=out_w, stderr=err_w, cwd=job.workspace, env=env, start_new_session=True)
         except BaseException:
@@ -193,17 +263,27 @@ class CommandRunner:
             os.close(out_w)
             os.close(err_w)
         pipes = (OutputPipe(out_r, job.output_cap, loop), OutputPipe(err_r, job.output_cap, loop))
-        if job.stdin is not None and proc.stdin is not None:
-            await loop.run_in_executor(None, _feed, proc, job.stdin)
-        return CommandHandle(job, proc, pipes, watch_exit(proc))
+        handle = CommandHandle(job, proc, pipes, watch_exit(proc))
+        self._young.append((loop.time() + WATCH_DELAY, handle))
+        if self._sweep is None:
+            self._sweep = loop.call_later(WATCH_DELAY, self._watch_grown)
+        return handle
+
+    def _watch_grown(self) -> None:
+        """One timer for all: commands alive past `WATCH_DELAY` get their output read live."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._young and self._young[0][0] <= now:
+            self._young.popleft()[1].watch_output()
+        self._sweep = loop.call_later(self._young[0][0] - now, self._watch_grown) \
+            if self._young else None
 
 
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    assert proc.stdin is not None
+def _feed(stdin: IO[bytes], data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError):
-        proc.stdin.write(data)
+        stdin.write(data)
     with contextlib.suppress(BrokenPipeError):
-        proc.stdin.close()
+        stdin.close()
 
 
 def watch_exit(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
