@@ -86,7 +86,8 @@ def main() -> None:
     use_pidfd_child_watcher()
     noop, command, raw = [], [], []
     with tempfile.TemporaryDirectory(prefix="orchestrator-bench-") as tmp:
-        folder = Path(tmp)
+        folder = Path(tmp).resolve()
+        os.chdir(folder)  # as a user runs `orchestrator run` inside the workspace
         for _ in range(opts.runs):
             seconds, done = asyncio.run(engine_run("python", opts.parallel, folder))
             noop.append(done / seconds)

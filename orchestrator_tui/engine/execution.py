@@ -156,7 +156,7 @@ class Execution:
                 committed = asyncio.ensure_future(self.writer.commit())
                 committed.add_done_callback(self._check_commit)
                 if started:
-                    committed.add_done_callback(lambda done, tids=started: self._launch(tids))
+                    committed.add_done_callback(functools.partial(self._launch, started))
             final = self._final_state()
             if final is not None:
                 return await self._finish(final)
@@ -180,7 +180,7 @@ class Execution:
             started.append(tid)
         return started
 
-    def _launch(self, tids: list[str]) -> None:
+    def _launch(self, tids: list[str], committed: asyncio.Future[None]) -> None:
         """Start the attempts whose `running` rows were just committed (or, if that commit
         failed, none: `_check_commit` reports the failure).
 

@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Protocol
 
 from orchestrator_tui.engine.processes import process_start_time, signal_group, terminate_tree
 from orchestrator_tui.engine.runners.base import Job, Outcome
@@ -92,7 +92,7 @@ class OutputPipe:
 class CommandHandle:
     """A running command: its process group, its output and its deadline."""
 
-    def __init__(self, job: Job, proc: subprocess.Popen[bytes], pipes: tuple[OutputPipe,
+    def __init__(self, job: Job, proc: Process, pipes: tuple[OutputPipe,
                  OutputPipe], exited: asyncio.Future[int]) -> None:
         self.job = job
         self._proc = proc
@@ -252,9 +252,15 @@ class CommandRunner:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         env = {**self.base_env, **job.env} if job.env else self.base_env
         try:
-            proc = subprocess.Popen(
-                job.argv, stdin=subprocess.PIPE if job.stdin is not None else subprocess.DEVNULL,
-                stdout=out_w, stderr=err_w, cwd=job.workspace, env=env, start_new_session=True)
+            proc: Process
+            if _FAST_SPAWN and job.stdin is None and job.argv[0].startswith("/") \
+                    and str(job.workspace) == os.getcwd():  # noqa: PTH109 - a plain string
+                proc = SpawnedProcess.spawn(job.argv, env, out_w, err_w)
+            else:
+                proc = subprocess.Popen(
+                    job.argv, stdin=subprocess.PIPE if job.stdin is not None
+                    else subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=job.workspace,
+                    env=env, start_new_session=True)
         except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)
@@ -279,6 +285,49 @@ class CommandRunner:
             if self._young else None
 
 
+class Process(Protocol):
+    """What a handle needs of a started process."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def stdin(self) -> IO[bytes] | None: ...
+
+    def wait(self) -> int: ...
+
+
+_FAST_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "waitstatus_to_exitcode")
+_DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC) if _FAST_SPAWN else -1
+
+
+class SpawnedProcess:
+    """A child started with `posix_spawn`: cheaper than `Popen` (no Python-side fork
+    bookkeeping), used when the command runs in the engine's own working folder, which
+    `posix_spawn` cannot change before Python 3.13."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.stdin: IO[bytes] | None = None
+        self.returncode: int | None = None
+
+    @classmethod
+    def spawn(cls, argv: tuple[str, ...], env: dict[str, str], out: int,
+              err: int) -> SpawnedProcess:
+        """Start `argv` in a new session with stdin from /dev/null and the given outputs."""
+        pid = os.posix_spawn(argv[0], argv, env, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_DUP2, _DEVNULL, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+            (os.POSIX_SPAWN_DUP2, err, 2)])
+        return cls(pid)
+
+    def wait(self) -> int:
+        """Reap the child (it has exited when the pidfd says so) and return its exit code."""
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
 def _feed(stdin: IO[bytes], data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError):
         stdin.write(data)
@@ -286,7 +335,7 @@ def _feed(stdin: IO[bytes], data: bytes) -> None:
         stdin.close()
 
 
-def watch_exit(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+def watch_exit(proc: Process) -> asyncio.Future[int]:
     """A future of the process's exit code, resolved by the event loop."""
     loop = asyncio.get_running_loop()
     exited: asyncio.Future[int] = loop.create_future()
