@@ -11,7 +11,8 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 from orchestrator_tui.core.errors import OrchestratorError, StoreError
 from orchestrator_tui.core.plan import Plan
@@ -184,12 +185,13 @@ class Execution:
         """Start the attempts whose `running` rows were just committed (or, if that commit
         failed, none: `_check_commit` reports the failure).
 
-        Commands are spawned right here and followed by callbacks; other runners (python
-        callables, anything that must await to start) each get a task.
+        Commands of one batch are started together by their runner's own thread and then
+        followed by callbacks; other runners (python callables, anything that must await
+        to start) each get a task.
         """
         if self._fatal:
             return
-        loop = asyncio.get_running_loop()
+        batches: dict[Any, list[tuple[str, Attempt, Job]]] = {}
         for tid in tids:
             attempt = self._running[tid]
             if self._aborting:
@@ -198,17 +200,31 @@ class Execution:
                 continue
             try:
                 runner, job = self.jobs.job(self.plan.tasks[tid], attempt.number)
-                spawn = getattr(runner, "spawn", None) if job.stdin is None else None
-                if spawn is None:
-                    watcher = loop.create_task(self._run_attempt(tid, attempt, runner, job),
-                                               name=f"task {tid}")
-                    self._watchers.add(watcher)
-                    watcher.add_done_callback(self._watchers.discard)
-                    continue
-                handle = spawn(job)
             except Exception as error:  # a runner's own failure is the task's failure
                 self._ended(tid, attempt.number, Outcome(succeeded=False,
                                                          error=start_error(error)))
+                continue
+            if job.stdin is None and hasattr(runner, "spawn_many"):
+                batches.setdefault(runner, []).append((tid, attempt, job))
+            else:
+                self._track(self._run_attempt(tid, attempt, runner, job), f"task {tid}")
+        for runner, batch in batches.items():
+            self._track(self._spawn_batch(runner, batch), "spawn")
+
+    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _spawn_batch(self, runner: Any, batch: list[tuple[str, Attempt, Job]]) -> None:
+        try:
+            handles = await runner.spawn_many([job for _, _, job in batch])
+        except Exception as error:  # the runner itself failed: every attempt fails with it
+            handles = [error] * len(batch)
+        for (tid, attempt, _), handle in zip(batch, handles, strict=True):
+            if isinstance(handle, Exception):
+                self._ended(tid, attempt.number, Outcome(succeeded=False,
+                                                         error=start_error(handle)))
                 continue
             self._started(tid, attempt, handle)
             handle.on_done(functools.partial(self._ended, tid, attempt.number))

@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Protocol
 
 from orchestrator_tui.engine.processes import process_start_time, signal_group, terminate_tree
@@ -237,6 +238,7 @@ class CommandRunner:
         self.base_env = dict(os.environ if base_env is None else base_env)
         self._young: deque[tuple[float, CommandHandle]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
 
     async def start(self, job: Job) -> CommandHandle:
         handle = self.spawn(job)
@@ -246,8 +248,23 @@ class CommandRunner:
         return handle
 
     def spawn(self, job: Job) -> CommandHandle:
-        """Start the command now (without waiting for anything) and return its handle."""
+        """Start the command now, from the event loop's thread, and return its handle."""
+        return self._handle(job, self._launch(job))
+
+    async def spawn_many(self, jobs: list[Job]) -> list[CommandHandle | Exception]:
+        """Start several commands from the runner's own thread and return their handles
+        (or why each could not start), in order.
+
+        Starting a process blocks its caller until the child has called exec; done here,
+        that wait leaves the event loop free for the rest of the engine.
+        """
         loop = asyncio.get_running_loop()
+        started = await loop.run_in_executor(self._spawner, _launch_all, self, jobs)
+        return [item if isinstance(item, Exception) else self._handle(job, item)
+                for job, item in zip(jobs, started, strict=True)]
+
+    def _launch(self, job: Job) -> tuple[Process, int, int]:
+        """Start one process with its output on two new pipes; return it and their read ends."""
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         env = {**self.base_env, **job.env} if job.env else self.base_env
@@ -268,6 +285,11 @@ class CommandRunner:
         finally:
             os.close(out_w)
             os.close(err_w)
+        return proc, out_r, err_r
+
+    def _handle(self, job: Job, started: tuple[Process, int, int]) -> CommandHandle:
+        loop = asyncio.get_running_loop()
+        proc, out_r, err_r = started
         pipes = (OutputPipe(out_r, job.output_cap, loop), OutputPipe(err_r, job.output_cap, loop))
         handle = CommandHandle(job, proc, pipes, watch_exit(proc))
         self._young.append((loop.time() + WATCH_DELAY, handle))
@@ -326,6 +348,18 @@ class SpawnedProcess:
             _, status = os.waitpid(self.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
+
+
+def _launch_all(runner: CommandRunner,
+                jobs: list[Job]) -> list[tuple[Process, int, int] | Exception]:
+    """In the spawner thread: start each job, keeping the error of any that cannot start."""
+    started: list[tuple[Process, int, int] | Exception] = []
+    for job in jobs:
+        try:
+            started.append(runner._launch(job))
+        except Exception as error:
+            started.append(error)
+    return started
 
 
 def _feed(stdin: IO[bytes], data: bytes) -> None:
