@@ -46,10 +46,6 @@ class ReadyQueue:
             taken.append(heapq.heappop(self._heap))
         return taken
 
-    def peek(self) -> list[Candidate]:
-        """All waiting tasks in start order, without removing them."""
-        return sorted(self._heap)
-
 
 def free_slots(running: int, parallel_limit: int, max_concurrent: int | None) -> int:
     """How many more tasks may start now under the global and per-intent limits."""

@@ -47,11 +47,11 @@ class SessionRequest:
 class Engine:
     """One engine start (a boot): a writer, a reader, and the sessions it runs."""
 
-    def __init__(self, db_path: Path, conn: aiosqlite.Connection, reader: aiosqlite.Connection,
-                 writer: Writer, boot_id: str) -> None:
+    def __init__(self, db_path: Path, reader: aiosqlite.Connection, writer: Writer,
+                 boot_id: str) -> None:
         self.db_path = db_path
-        self.conn = conn
         self.reader = reader
+        """The engine's own read connection (the writer has its own)."""
         self.writer = writer
         self.boot_id = boot_id
         self.executions: dict[str, Execution] = {}
@@ -60,25 +60,19 @@ class Engine:
     @classmethod
     async def open(cls, db_path: Path) -> Engine:
         """Open (creating or migrating) the database and record this engine's boot."""
-        conn = await connect(db_path)
-        try:
-            reader = await connect(db_path)
-        except BaseException:
-            await conn.close()
-            raise
+        reader = await connect(db_path)
         writer = Writer(db_path)
         try:
             await writer.start()
         except BaseException:
             await reader.close()
-            await conn.close()
             raise
         boot_id = uuid.uuid4().hex
         now = time.time()
         pid = os.getpid()
         writer.add(records.INSERT_ENGINE, (boot_id, pid, process_start_time(pid) or now, now, now))
         await writer.commit()
-        engine = cls(db_path, conn, reader, writer, boot_id)
+        engine = cls(db_path, reader, writer, boot_id)
         engine._heartbeat = asyncio.get_running_loop().create_task(engine._beat())
         return engine
 
@@ -90,7 +84,6 @@ class Engine:
                 await self._heartbeat
         await self.writer.close()
         await self.reader.close()
-        await self.conn.close()
 
     async def __aenter__(self) -> Engine:
         return self

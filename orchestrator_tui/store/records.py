@@ -29,12 +29,9 @@ INSERT_TRANSITION = """INSERT INTO transitions (session_id, task_id, from_state,
     reason, at) VALUES (?, ?, ?, ?, ?, ?)"""
 HANDLE_CONTROL = "UPDATE control SET handled_at = ?, outcome = ? WHERE id = ?"
 SET_SESSION_LIMIT = "UPDATE sessions SET parallel_limit = ?, updated_at = ? WHERE id = ?"
-UPSERT_SETTING = """INSERT INTO settings (key, value) VALUES (?, ?)
-    ON CONFLICT(key) DO UPDATE SET value = excluded.value"""
 INSERT_ENGINE = """INSERT INTO engines (boot_id, pid, process_start, started_at, heartbeat_at)
     VALUES (?, ?, ?, ?, ?)"""
 ENGINE_HEARTBEAT = "UPDATE engines SET heartbeat_at = ? WHERE boot_id = ?"
-ADOPT_SESSION = "UPDATE sessions SET boot_id = ?, updated_at = ? WHERE id = ?"
 
 
 def transition(writer: Writer, session_id: str, task_id: str | None, old: str | None,
