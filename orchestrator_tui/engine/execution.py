@@ -11,10 +11,9 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Coroutine, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-from orchestrator_tui.core.errors import OrchestratorError, StoreError
+from orchestrator_tui.core.errors import StoreError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.policy import Candidate, ReadyQueue, free_slots
 from orchestrator_tui.core.states import (
@@ -23,7 +22,6 @@ from orchestrator_tui.core.states import (
     TaskState,
 )
 from orchestrator_tui.engine.events import (
-    WAKE,
     Attempt,
     Completion,
     Control,
@@ -36,18 +34,17 @@ from orchestrator_tui.engine.events import (
     Wake,
 )
 from orchestrator_tui.engine.jobs import JobFactory
+from orchestrator_tui.engine.launch import AttemptLauncher
 from orchestrator_tui.engine.record import SessionRecord
-from orchestrator_tui.engine.runners.base import Handle, Job, Outcome, Runner
 from orchestrator_tui.store import records
 from orchestrator_tui.store.writer import Writer
 
 T, S = TaskState, SessionState
 RETRY_BASE_DELAY = 0.5
 RETRY_MAX_DELAY = 30.0
-PROCESS_START_DELAY = 0.05
 
 
-class Execution:
+class Execution(AttemptLauncher):
     """Runs one session's plan to its end, or until it is paused, aborted or crashes."""
 
     def __init__(self, *, session_id: str, plan: Plan, writer: Writer, jobs: JobFactory,
@@ -181,105 +178,6 @@ class Execution:
             started.append(tid)
         return started
 
-    def _launch(self, tids: list[str], committed: asyncio.Future[None]) -> None:
-        """Start the attempts whose `running` rows were just committed (or, if that commit
-        failed, none: `_check_commit` reports the failure).
-
-        Commands of one batch are started together by their runner's own thread and then
-        followed by callbacks; other runners (python callables, anything that must await
-        to start) each get a task.
-        """
-        if self._fatal:
-            return
-        batches: dict[Any, list[tuple[str, Attempt, Job]]] = {}
-        for tid in tids:
-            attempt = self._running[tid]
-            if self._aborting:
-                self._ended(tid, attempt.number, Outcome(
-                    succeeded=False, error="cancelled before it started", cancelled=True))
-                continue
-            try:
-                runner, job = self.jobs.job(self.plan.tasks[tid], attempt.number)
-            except Exception as error:  # a runner's own failure is the task's failure
-                self._ended(tid, attempt.number, Outcome(succeeded=False,
-                                                         error=start_error(error)))
-                continue
-            if job.stdin is None and hasattr(runner, "spawn_many"):
-                batches.setdefault(runner, []).append((tid, attempt, job))
-            else:
-                self._track(self._run_attempt(tid, attempt, runner, job), f"task {tid}")
-        for runner, batch in batches.items():
-            self._track(self._spawn_batch(runner, batch), "spawn")
-
-    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(work, name=name)
-        self._watchers.add(task)
-        task.add_done_callback(self._watchers.discard)
-
-    async def _spawn_batch(self, runner: Any, batch: list[tuple[str, Attempt, Job]]) -> None:
-        try:
-            handles = await runner.spawn_many([job for _, _, job in batch])
-        except Exception as error:  # the runner itself failed: every attempt fails with it
-            handles = [error] * len(batch)
-        for (tid, attempt, _), handle in zip(batch, handles, strict=True):
-            if isinstance(handle, Exception):
-                self._ended(tid, attempt.number, Outcome(succeeded=False,
-                                                         error=start_error(handle)))
-                continue
-            self._started(tid, attempt, handle)
-            handle.on_done(functools.partial(self._ended, tid, attempt.number))
-
-    async def _run_attempt(self, tid: str, attempt: Attempt, runner: Runner, job: Job) -> None:
-        """Start one attempt with an async runner and report how it ended, whatever happens."""
-        try:
-            handle = await runner.start(job)
-            self._started(tid, attempt, handle)
-            outcome = await handle.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # a runner's own failure is the task's failure
-            outcome = Outcome(succeeded=False, error=start_error(error)
-                              if attempt.handle is None else f"{type(error).__name__}: {error}")
-        self._ended(tid, attempt.number, outcome)
-
-    def _started(self, tid: str, attempt: Attempt, handle: Handle) -> None:
-        attempt.handle = handle
-        if handle.pid is not None:
-            attempt.pid = handle.pid
-            self.record.touch_attempt(tid, attempt)
-            # Reading a start time blocks while the child is still in exec: it is read by
-            # one sweep a moment later, for the processes that still live (a process gone by
-            # then needs no finding after a crash). The pid goes with the next batch.
-            self._unsettled.append((tid, attempt))
-            if self._settle_timer is None:
-                self._settle_timer = asyncio.get_running_loop().call_later(
-                    PROCESS_START_DELAY, self._settle)
-        if self._aborting:
-            self._launch_terminate(tid, handle)
-        elif self._paused and handle.pause():
-            attempt.paused = True
-            self.record.set_task(tid, T.PAUSED, "session paused", time.time())
-
-    def _ended(self, tid: str, number: int, outcome: Outcome) -> None:
-        self._events.put_nowait(Completion(tid, number, outcome))
-
-    def _settle(self) -> None:
-        """Record the start times of processes that outlived `PROCESS_START_DELAY`."""
-        self._settle_timer = None
-        horizon = time.time() - PROCESS_START_DELAY
-        noted = False
-        while self._unsettled and self._unsettled[0][1].started_at <= horizon:
-            tid, attempt = self._unsettled.popleft()
-            if attempt.finished_at is None and attempt.handle is not None:
-                attempt.process_start = attempt.handle.process_start
-                self.record.touch_attempt(tid, attempt)
-                noted = True
-        if noted:
-            self._events.put_nowait(WAKE)
-        if self._unsettled:
-            self._settle_timer = asyncio.get_running_loop().call_later(
-                PROCESS_START_DELAY, self._settle)
-
     # ----- events ------------------------------------------------------------------------
 
     def _handle(self, event: Event) -> None:
@@ -386,12 +284,6 @@ class Execution:
             return f"parallel limit set to {limit}"
         return f"refused: unknown action {action!r}"
 
-    def _launch_terminate(self, tid: str, handle: Handle) -> None:
-        task = asyncio.get_running_loop().create_task(handle.terminate(self.grace),
-                                                      name=f"terminate {tid}")
-        self._watchers.add(task)
-        task.add_done_callback(self._watchers.discard)
-
     # ----- ending ------------------------------------------------------------------------
 
     def _final_state(self) -> SessionState | None:
@@ -473,12 +365,3 @@ def _descendants(plan: Plan, tid: str) -> list[str]:
     return order
 
 
-
-def start_error(error: Exception) -> str:
-    """What to tell the user about a task that could not start."""
-    if isinstance(error, OSError):
-        what = f"cannot start: {error.strerror or error}"
-        return what + (f" ({error.filename})" if error.filename else "")
-    if isinstance(error, OrchestratorError):
-        return f"cannot start: {error}"
-    return f"cannot start: {type(error).__name__}: {error}"

@@ -17,10 +17,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Protocol
+from typing import IO
 
 from orchestrator_tui.engine.processes import process_start_time, signal_group, terminate_tree
 from orchestrator_tui.engine.runners.base import Job, Outcome
+from orchestrator_tui.engine.runners.spawn import FAST_SPAWN, Process, SpawnedProcess, watch_exit
 
 WATCH_DELAY = 0.02
 """Seconds after its start at which a command's output is read as it arrives."""
@@ -270,7 +271,7 @@ class CommandRunner:
         env = {**self.base_env, **job.env} if job.env else self.base_env
         try:
             proc: Process
-            if _FAST_SPAWN and job.stdin is None and job.argv[0].startswith("/") \
+            if FAST_SPAWN and job.stdin is None and job.argv[0].startswith("/") \
                     and str(job.workspace) == os.getcwd():  # noqa: PTH109 - a plain string
                 proc = SpawnedProcess.spawn(job.argv, env, out_w, err_w)
             else:
@@ -307,49 +308,6 @@ class CommandRunner:
             if self._young else None
 
 
-class Process(Protocol):
-    """What a handle needs of a started process."""
-
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def stdin(self) -> IO[bytes] | None: ...
-
-    def wait(self) -> int: ...
-
-
-_FAST_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "waitstatus_to_exitcode")
-_DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC) if _FAST_SPAWN else -1
-
-
-class SpawnedProcess:
-    """A child started with `posix_spawn`: cheaper than `Popen` (no Python-side fork
-    bookkeeping), used when the command runs in the engine's own working folder, which
-    `posix_spawn` cannot change before Python 3.13."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.stdin: IO[bytes] | None = None
-        self.returncode: int | None = None
-
-    @classmethod
-    def spawn(cls, argv: tuple[str, ...], env: dict[str, str], out: int,
-              err: int) -> SpawnedProcess:
-        """Start `argv` in a new session with stdin from /dev/null and the given outputs."""
-        pid = os.posix_spawn(argv[0], argv, env, setsid=True, file_actions=[
-            (os.POSIX_SPAWN_DUP2, _DEVNULL, 0), (os.POSIX_SPAWN_DUP2, out, 1),
-            (os.POSIX_SPAWN_DUP2, err, 2)])
-        return cls(pid)
-
-    def wait(self) -> int:
-        """Reap the child (it has exited when the pidfd says so) and return its exit code."""
-        if self.returncode is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-
 def _launch_all(runner: CommandRunner,
                 jobs: list[Job]) -> list[tuple[Process, int, int] | Exception]:
     """In the spawner thread: start each job, keeping the error of any that cannot start."""
@@ -367,32 +325,6 @@ def _feed(stdin: IO[bytes], data: bytes) -> None:
         stdin.write(data)
     with contextlib.suppress(BrokenPipeError):
         stdin.close()
-
-
-def watch_exit(proc: Process) -> asyncio.Future[int]:
-    """A future of the process's exit code, resolved by the event loop."""
-    loop = asyncio.get_running_loop()
-    exited: asyncio.Future[int] = loop.create_future()
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        waiter = loop.run_in_executor(None, proc.wait)
-
-        def on_wait(done: asyncio.Future[int]) -> None:
-            if not exited.done():
-                exited.set_result(done.result())
-
-        waiter.add_done_callback(on_wait)
-        return exited
-
-    def on_exit() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        if not exited.done():
-            exited.set_result(proc.wait())
-
-    loop.add_reader(pidfd, on_exit)
-    return exited
 
 
 def last_line(text: str, width: int = 300) -> str:

@@ -1,0 +1,150 @@
+"""Starting attempts once their `running` rows are committed, and reporting how they end.
+
+Commands of one batch are started together by their runner's own thread and then followed
+by callbacks; other runners (python callables, anything that must await to start) each get
+a task. Whatever happens, every attempt ends with a `Completion` event for the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any
+
+from orchestrator_tui.core.errors import OrchestratorError
+from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.states import TaskState
+from orchestrator_tui.engine.events import WAKE, Attempt, Completion, Event
+from orchestrator_tui.engine.jobs import JobFactory
+from orchestrator_tui.engine.record import SessionRecord
+from orchestrator_tui.engine.runners.base import Handle, Job, Outcome, Runner
+
+PROCESS_START_DELAY = 0.05
+"""Seconds after which a still-living process has its start time recorded."""
+
+
+class AttemptLauncher:
+    """The part of an execution that starts attempts (a mixin of `Execution`)."""
+
+    plan: Plan
+    jobs: JobFactory
+    record: SessionRecord
+    grace: float
+    _running: dict[str, Attempt]
+    _events: asyncio.Queue[Event]
+    _watchers: set[asyncio.Task[None]]
+    _aborting: bool
+    _paused: bool
+    _fatal: bool
+    _unsettled: deque[tuple[str, Attempt]]
+    _settle_timer: asyncio.TimerHandle | None
+
+    def _launch(self, tids: list[str], committed: asyncio.Future[None]) -> None:
+        """Start the attempts whose `running` rows were just committed (or, if that commit
+        failed, none: the commit's own callback reports the failure)."""
+        if self._fatal:
+            return
+        batches: dict[Any, list[tuple[str, Attempt, Job]]] = {}
+        for tid in tids:
+            attempt = self._running[tid]
+            if self._aborting:
+                self._ended(tid, attempt.number, Outcome(
+                    succeeded=False, error="cancelled before it started", cancelled=True))
+                continue
+            try:
+                runner, job = self.jobs.job(self.plan.tasks[tid], attempt.number)
+            except Exception as error:  # a runner's own failure is the task's failure
+                self._ended(tid, attempt.number, Outcome(succeeded=False,
+                                                         error=start_error(error)))
+                continue
+            if job.stdin is None and hasattr(runner, "spawn_many"):
+                batches.setdefault(runner, []).append((tid, attempt, job))
+            else:
+                self._track(self._run_attempt(tid, attempt, runner, job), f"task {tid}")
+        for runner, batch in batches.items():
+            self._track(self._spawn_batch(runner, batch), "spawn")
+
+    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _spawn_batch(self, runner: Any, batch: list[tuple[str, Attempt, Job]]) -> None:
+        try:
+            handles = await runner.spawn_many([job for _, _, job in batch])
+        except Exception as error:  # the runner itself failed: every attempt fails with it
+            handles = [error] * len(batch)
+        for (tid, attempt, _), handle in zip(batch, handles, strict=True):
+            if isinstance(handle, Exception):
+                self._ended(tid, attempt.number, Outcome(succeeded=False,
+                                                         error=start_error(handle)))
+                continue
+            self._started(tid, attempt, handle)
+            handle.on_done(functools.partial(self._ended, tid, attempt.number))
+
+    async def _run_attempt(self, tid: str, attempt: Attempt, runner: Runner, job: Job) -> None:
+        """Start one attempt with an async runner and report how it ended, whatever happens."""
+        try:
+            handle = await runner.start(job)
+            self._started(tid, attempt, handle)
+            outcome = await handle.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a runner's own failure is the task's failure
+            outcome = Outcome(succeeded=False, error=start_error(error)
+                              if attempt.handle is None else f"{type(error).__name__}: {error}")
+        self._ended(tid, attempt.number, outcome)
+
+    def _started(self, tid: str, attempt: Attempt, handle: Handle) -> None:
+        attempt.handle = handle
+        if handle.pid is not None:
+            attempt.pid = handle.pid
+            self.record.touch_attempt(tid, attempt)
+            # Reading a start time blocks while the child is still in exec: it is read by
+            # one sweep a moment later, for the processes that still live (a process gone by
+            # then needs no finding after a crash). The pid goes with the next batch.
+            self._unsettled.append((tid, attempt))
+            if self._settle_timer is None:
+                self._settle_timer = asyncio.get_running_loop().call_later(
+                    PROCESS_START_DELAY, self._settle)
+        if self._aborting:
+            self._launch_terminate(tid, handle)
+        elif self._paused and handle.pause():
+            attempt.paused = True
+            self.record.set_task(tid, TaskState.PAUSED, "session paused", time.time())
+
+    def _ended(self, tid: str, number: int, outcome: Outcome) -> None:
+        self._events.put_nowait(Completion(tid, number, outcome))
+
+    def _settle(self) -> None:
+        """Record the start times of processes that outlived `PROCESS_START_DELAY`."""
+        self._settle_timer = None
+        horizon = time.time() - PROCESS_START_DELAY
+        noted = False
+        while self._unsettled and self._unsettled[0][1].started_at <= horizon:
+            tid, attempt = self._unsettled.popleft()
+            if attempt.finished_at is None and attempt.handle is not None:
+                attempt.process_start = attempt.handle.process_start
+                self.record.touch_attempt(tid, attempt)
+                noted = True
+        if noted:
+            self._events.put_nowait(WAKE)
+        if self._unsettled:
+            self._settle_timer = asyncio.get_running_loop().call_later(
+                PROCESS_START_DELAY, self._settle)
+
+    def _launch_terminate(self, tid: str, handle: Handle) -> None:
+        self._track(handle.terminate(self.grace), f"terminate {tid}")
+
+
+def start_error(error: Exception) -> str:
+    """What to tell the user about a task that could not start."""
+    if isinstance(error, OSError):
+        what = f"cannot start: {error.strerror or error}"
+        return what + (f" ({error.filename})" if error.filename else "")
+    if isinstance(error, OrchestratorError):
+        return f"cannot start: {error}"
+    return f"cannot start: {type(error).__name__}: {error}"
