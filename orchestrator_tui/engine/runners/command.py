@@ -241,6 +241,10 @@ class CommandRunner:
         self._sweep: asyncio.TimerHandle | None = None
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
 
+    def close(self) -> None:
+        """Let the spawner thread go (commands already started are not affected)."""
+        self._spawner.shutdown(wait=False)
+
     async def start(self, job: Job) -> CommandHandle:
         handle = self.spawn(job)
         if job.stdin is not None and handle.stdin is not None:
