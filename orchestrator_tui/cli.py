@@ -1,4 +1,4 @@
-"""The `orchestrator` command: the app without arguments, headless subcommands with them."""
+"""The `orchestrator` command: the app without a subcommand, headless subcommands with one."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="orchestrator", parents=[common_options()],
         description="Plan, run and watch a team of coding agents in parallel.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--workflow", dest="app_workflow", metavar="FILE",
+                        help="the workflow the app's menu runs (default: shipped)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
     run = sub.add_parser("run", help="run an intent of a workflow to its end, headless")
     run.add_argument("intent", help="e.g. analyze, build, fix (see the workflow)")
@@ -43,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="another folder of agent files (repeatable)")
     run.add_argument("--show-output", action="store_true",
                      help="print each task's output after the summary")
+    serve = sub.add_parser("serve", help="serve the app to a browser (127.0.0.1 by default)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (127.0.0.1; anything else exposes the app)")
+    serve.add_argument("--workflow", metavar="FILE", help="a workflow YAML (default: shipped)")
     commands.add_command_parsers(sub)
     return parser
 
@@ -87,11 +94,17 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the subcommand named by `args`."""
     from orchestrator_tui.store.database import resolve_db_path
 
-    if args.group is None:
-        build_parser().print_help()
-        return EXIT_OK
     workspace = workspace_of(args)
     db_path = resolve_db_path(workspace, args.db)
+    if args.group is None:
+        from orchestrator_tui.ui.app import run_app
+
+        return run_app(workspace, db_path, workflow=args.app_workflow)
+    if args.group == "serve":
+        from orchestrator_tui.ui.serve import serve
+
+        serve(workspace, db_path, host=args.host, port=args.port, workflow=args.workflow)
+        return EXIT_OK
     if args.group == "run":
         from orchestrator_tui.headless import run_intent
 

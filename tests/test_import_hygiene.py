@@ -14,7 +14,7 @@ HEADLESS_PACKAGES = ("core", "store", "engine")
 
 def modules_of(*packages: str) -> list[str]:
     """Every module of the named subpackages of orchestrator_tui."""
-    root = list(orchestrator_tui.__path__)[0]
+    root = next(iter(orchestrator_tui.__path__))
     names = []
     for package in packages:
         prefix = f"orchestrator_tui.{package}"
