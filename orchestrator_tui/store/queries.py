@@ -48,6 +48,21 @@ class TaskRow:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """One attempt of a task, as recorded."""
+
+    attempt: int
+    pid: int | None
+    started_at: float
+    finished_at: float | None
+    outcome: str | None
+    exit_code: int | None
+    stdout: str | None
+    stderr: str | None
+    output_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class TransitionRow:
     """One recorded state change of a session (task_id None) or of one of its tasks."""
 
@@ -142,6 +157,22 @@ async def session_tasks(conn: aiosqlite.Connection, session_id: str) -> list[Tas
                       (session_id,))
     return [TaskRow(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7],
                     row[8], row[9], row[10], row[11], row[12]) for row in rows]
+
+
+async def task_attempts(conn: aiosqlite.Connection, session_id: str,
+                        task_id: str) -> list[AttemptRow]:
+    """Every attempt of one task, first attempt first."""
+    rows = await _all(conn, "SELECT attempt, pid, started_at, finished_at, outcome, exit_code,"
+                            " stdout, stderr, output_bytes FROM attempts WHERE session_id = ?"
+                            " AND task_id = ? ORDER BY attempt", (session_id, task_id))
+    return [AttemptRow(*row) for row in rows]
+
+
+async def open_attempt_pids(conn: aiosqlite.Connection, session_id: str) -> dict[str, int]:
+    """The pid of each attempt of the session that has not finished, by task id."""
+    rows = await _all(conn, "SELECT task_id, pid FROM attempts WHERE session_id = ? AND "
+                            "finished_at IS NULL AND pid IS NOT NULL", (session_id,))
+    return {str(task_id): int(pid) for task_id, pid in rows}
 
 
 async def task_counts(conn: aiosqlite.Connection, session_id: str) -> dict[str, int]:

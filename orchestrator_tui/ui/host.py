@@ -1,0 +1,110 @@
+"""The engine inside the app: opened on the first run, runs one session at a time on the app's
+event loop, and is closed (after aborting a live run) when the app ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from orchestrator_tui.core.errors import WorkflowError
+from orchestrator_tui.core.models import Workflow
+from orchestrator_tui.core.states import ACTIVE_SESSION_STATES, SessionState
+from orchestrator_tui.core.workflow import parse_workflow
+from orchestrator_tui.engine.events import Control
+from orchestrator_tui.engine.execution import Execution
+from orchestrator_tui.engine.session import Engine, SessionRequest
+from orchestrator_tui.engine.shipped import default_workflow
+from orchestrator_tui.headless import load_plan
+
+ABORT_WAIT = 15.0
+"""Seconds to wait for an aborted run to stop its processes when the app closes."""
+
+
+def workflow_path(workflow: str | None) -> Path:
+    """The workflow file the app runs: the one given, else the shipped default."""
+    return Path(workflow).expanduser().resolve() if workflow else default_workflow()
+
+
+def read_workflow(path: Path) -> Workflow:
+    """The workflow's intents, for the menu (agents are checked when a run starts).
+
+    Raises:
+        OrchestratorError: unreadable or invalid file, with its name and the reason.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise WorkflowError(f"cannot read the workflow: {reason}", file=str(path)) from error
+    return parse_workflow(text, source=str(path), check_plans=False)
+
+
+class RunHost:
+    """Owns this app's engine and the session it runs (at most one at a time)."""
+
+    def __init__(self, workspace: Path, db_path: Path, workflow: str | None) -> None:
+        self.workspace = workspace
+        self.db_path = db_path
+        self.workflow = workflow
+        self.engine: Engine | None = None
+        self.execution: Execution | None = None
+        """The session started last in this app, running or finished."""
+        self._run: asyncio.Task[SessionState] | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the last session started here is still active (not finished)."""
+        return self.execution is not None and \
+            self.execution.session_state in ACTIVE_SESSION_STATES
+
+    async def start(self, intent: str) -> Execution:
+        """Plan `intent` and record a new session, ready to run.
+
+        Raises:
+            OrchestratorError: unknown intent, invalid workflow or agents, database problems.
+        """
+        plan, registry, source = await asyncio.to_thread(
+            load_plan, intent, self.workflow, self.workspace, [])
+        if self.engine is None:
+            self.engine = await Engine.open(self.db_path)
+        self.execution = await self.engine.start(SessionRequest(
+            plan=plan, workspace=self.workspace, workflow=source, registry=registry))
+        return self.execution
+
+    async def run(self, execution: Execution) -> SessionState:
+        """Run a started session to its end.
+
+        The engine runs in a task of its own: when the caller is cancelled (the app closes),
+        the session is aborted and its processes are stopped before this returns.
+        """
+        assert self.engine is not None
+        self._run = asyncio.get_running_loop().create_task(self.engine.run(execution))
+        try:
+            return await asyncio.shield(self._run)
+        except asyncio.CancelledError:
+            await self.abort_and_wait("the app is closing")
+            raise
+
+    def request(self, action: str, argument: str | None = None) -> bool:
+        """Hand pause, resume, abort or set-limit to the live session; False if none."""
+        if self.execution is None or not self.active:
+            return False
+        self.execution.request(Control(action, argument, reason=f"{action} requested in the app"))
+        return True
+
+    async def abort_and_wait(self, reason: str) -> None:
+        """Abort the live session and wait until its processes are stopped."""
+        run = self._run
+        if self.execution is not None and self.active:
+            self.execution.request(Control("abort", reason=reason))
+        if run is not None and not run.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(run), ABORT_WAIT)
+
+    async def close(self) -> None:
+        """Abort a live session, then close the engine (its writer commits what is left)."""
+        await self.abort_and_wait("the app is closing")
+        if self.engine is not None:
+            engine, self.engine = self.engine, None
+            await engine.close()

@@ -1,0 +1,38 @@
+"""The app's own read connection to the database, opened when the file exists."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiosqlite
+
+from orchestrator_tui.store.database import connect
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+class Reader:
+    """One aiosqlite connection for the app's reads; None until the database exists."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._conn: aiosqlite.Connection | None = None
+        self._opening = asyncio.Lock()
+
+    async def get(self) -> aiosqlite.Connection | None:
+        """The connection, opened on first use; None while there is no database file."""
+        async with self._opening:
+            if self._conn is None:
+                if not _exists(self.db_path):
+                    return None
+                self._conn = await connect(self.db_path, create=False)
+        return self._conn
+
+    async def close(self) -> None:
+        """Close the connection if it is open."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()

@@ -1,0 +1,58 @@
+"""The dashboard's messages and predictions panels. Both show only recorded facts: the agents'
+message bus does not exist yet, and predictions come from past sessions or say so."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.ui.format import show
+from orchestrator_tui.ui.intents import IntentHistory
+from orchestrator_tui.views import seconds
+
+
+class MessagesPanel(Static):
+    """Pending, processed and failed messages between agents."""
+
+    def on_mount(self) -> None:
+        self.update("No messages yet.\nPending 0 · Processed 0\nFailed 0")
+
+
+def remaining_text(history: IntentHistory | None, elapsed: float, active: bool) -> str:
+    """Time remaining from the median of past completed runs, or `no history yet`."""
+    if history is None or history.median_seconds is None:
+        return "no history yet"
+    if not active:
+        return "-"
+    left = history.median_seconds - elapsed
+    basis = f"median of {history.completed} completed run{'s' if history.completed > 1 else ''}"
+    if left <= 0:
+        return f"past the median ({seconds(history.median_seconds)}; {basis})"
+    return f"~{seconds(left)} ({basis})"
+
+
+def success_text(history: IntentHistory | None) -> str:
+    """How many past runs of the intent completed, or `no history yet`."""
+    if history is None or history.success_rate is None:
+        return "no history yet"
+    return (f"{history.completed} of {history.finished} past runs completed "
+            f"({history.success_rate:.0%})")
+
+
+def longest_chain(plan: Plan | None) -> str:
+    """The plan's longest dependency chain, counted in tasks (no durations are known)."""
+    if plan is None or not len(plan):
+        return "-"
+    length = len(plan.critical_path())
+    return f"{length} task{'s' if length > 1 else ''}"
+
+
+class PredictionsPanel(Static):
+    """Time remaining, success so far and the bottleneck, from recorded history only."""
+
+    def show(self, history: IntentHistory | None, elapsed: float, active: bool,
+             plan: Plan | None) -> None:
+        """Update from the intent's history, the elapsed time and the plan."""
+        show(self, f"Time remaining: {remaining_text(history, elapsed, active)}\n"
+                   f"Success: {success_text(history)}\n"
+                   f"Bottleneck: no history yet (longest chain: {longest_chain(plan)})")

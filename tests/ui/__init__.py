@@ -1,0 +1,1 @@
+"""Tests of the Textual application: Pilot-driven functions, snapshots, tmux and serve."""
