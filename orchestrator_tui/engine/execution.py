@@ -8,7 +8,6 @@ before any of them starts. Everything else is group-committed by the writer.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -154,7 +153,7 @@ class Execution(AttemptLauncher):
                 committed = asyncio.ensure_future(self.writer.commit())
                 committed.add_done_callback(self._check_commit)
                 if started:
-                    committed.add_done_callback(functools.partial(self._launch, started))
+                    self._launch(started, committed)
             final = self._final_state()
             if final is not None:
                 return await self._finish(final)

@@ -106,10 +106,6 @@ class JobFactory:
                   args=task.args, env=env, timeout=task.timeout)
         return binding.runner, job
 
-    def close(self) -> None:
-        """Release the runners' threads once the session's run is over."""
-        self.commands.close()
-
     def idempotent(self, task: TaskSpec) -> bool:
         """Whether the task may run again after a crash without asking the user."""
         binding = self._bindings.get(task.id)

@@ -1,8 +1,9 @@
 """Starting attempts once their `running` rows are committed, and reporting how they end.
 
-Commands of one batch are started together by their runner's own thread and then followed
-by callbacks; other runners (python callables, anything that must await to start) each get
-a task. Whatever happens, every attempt ends with a `Completion` event for the loop.
+Commands of one batch are started by the writer's thread right after the commit that
+recorded them, then followed by callbacks; other runners (python callables, anything that
+must await to start) each get a task. Whatever happens, every attempt ends with a
+`Completion` event for the loop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from orchestrator_tui.engine.events import WAKE, Attempt, Completion, Event
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.record import SessionRecord
 from orchestrator_tui.engine.runners.base import Handle, Job, Outcome, Runner
+from orchestrator_tui.store.writer import Writer
 
 PROCESS_START_DELAY = 0.05
 """Seconds after which a still-living process has its start time recorded."""
@@ -31,6 +33,7 @@ class AttemptLauncher:
 
     plan: Plan
     jobs: JobFactory
+    writer: Writer
     record: SessionRecord
     grace: float
     _running: dict[str, Attempt]
@@ -43,45 +46,58 @@ class AttemptLauncher:
     _settle_timer: asyncio.TimerHandle | None
 
     def _launch(self, tids: list[str], committed: asyncio.Future[None]) -> None:
-        """Start the attempts whose `running` rows were just committed (or, if that commit
-        failed, none: the commit's own callback reports the failure)."""
-        if self._fatal:
-            return
-        batches: dict[Any, list[tuple[str, Attempt, Job]]] = {}
+        """Arrange for the attempts just dispatched to start once their `running` rows are
+        committed: commands straight from the writer's thread after that commit, the rest
+        from the commit's callback. If the commit fails nothing starts (the commit's own
+        callback reports the failure)."""
+        commands: dict[Any, list[tuple[str, Attempt, Job]]] = {}
+        later: list[tuple[str, Attempt, Runner, Job]] = []
         for tid in tids:
             attempt = self._running[tid]
-            if self._aborting:
-                self._ended(tid, attempt.number, Outcome(
-                    succeeded=False, error="cancelled before it started", cancelled=True))
-                continue
             try:
                 runner, job = self.jobs.job(self.plan.tasks[tid], attempt.number)
             except Exception as error:  # a runner's own failure is the task's failure
                 self._ended(tid, attempt.number, Outcome(succeeded=False,
                                                          error=start_error(error)))
                 continue
-            if job.stdin is None and hasattr(runner, "spawn_many"):
-                batches.setdefault(runner, []).append((tid, attempt, job))
+            if job.stdin is None and hasattr(runner, "launch_all"):
+                commands.setdefault(runner, []).append((tid, attempt, job))
             else:
-                self._track(self._run_attempt(tid, attempt, runner, job), f"task {tid}")
-        for runner, batch in batches.items():
-            self._track(self._spawn_batch(runner, batch), "spawn")
+                later.append((tid, attempt, runner, job))
+        for runner, batch in commands.items():
+            launch = functools.partial(runner.launch_all, [job for _, _, job in batch])
+            spawned = asyncio.ensure_future(self.writer.commit_then(launch))
+            spawned.add_done_callback(functools.partial(self._spawned, runner, batch))
+        if later:
+            committed.add_done_callback(functools.partial(self._start_tasks, later))
+
+    def _start_tasks(self, entries: list[tuple[str, Attempt, Runner, Job]],
+                     committed: asyncio.Future[None]) -> None:
+        if committed.cancelled() or committed.exception() is not None:
+            return
+        for tid, attempt, runner, job in entries:
+            if self._aborting:
+                self._ended(tid, attempt.number, Outcome(
+                    succeeded=False, error="cancelled before it started", cancelled=True))
+                continue
+            self._track(self._run_attempt(tid, attempt, runner, job), f"task {tid}")
 
     def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
-    async def _spawn_batch(self, runner: Any, batch: list[tuple[str, Attempt, Job]]) -> None:
-        try:
-            handles = await runner.spawn_many([job for _, _, job in batch])
-        except Exception as error:  # the runner itself failed: every attempt fails with it
-            handles = [error] * len(batch)
-        for (tid, attempt, _), handle in zip(batch, handles, strict=True):
-            if isinstance(handle, Exception):
+    def _spawned(self, runner: Any, batch: list[tuple[str, Attempt, Job]],
+                 spawned: asyncio.Future[list[Any]]) -> None:
+        """The commands of a batch have been started (or the commit before them failed)."""
+        if spawned.cancelled() or spawned.exception() is not None:
+            return
+        for (tid, attempt, job), item in zip(batch, spawned.result(), strict=True):
+            if isinstance(item, Exception):
                 self._ended(tid, attempt.number, Outcome(succeeded=False,
-                                                         error=start_error(handle)))
+                                                         error=start_error(item)))
                 continue
+            handle = runner.handle(job, item)
             self._started(tid, attempt, handle)
             handle.on_done(functools.partial(self._ended, tid, attempt.number))
 

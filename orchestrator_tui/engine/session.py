@@ -133,7 +133,6 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             self.executions.pop(execution.session_id, None)
-            execution.jobs.close()
 
     async def _poll_controls(self, execution: Execution) -> None:
         seen: set[int] = set()

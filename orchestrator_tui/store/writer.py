@@ -39,6 +39,7 @@ class Writer:
         self._path = path
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -79,6 +80,19 @@ class Writer:
         self._wake.set()
         await waiter
 
+    async def commit_then(self, fn: Callable[[], T]) -> T:
+        """Commit what is queued, then run `fn()` in the writer's thread right after that
+        commit, and return its result.
+
+        For work that must not start before its record is durable (starting a process after
+        its `running` row): it starts at the earliest safe moment, without a round trip
+        through the event loop. `fn` runs only if the commit succeeded.
+        """
+        result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._afters.append((fn, result))
+        self._wake.set()
+        return await result
+
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` in the writer's thread inside the next batch; return its result."""
         result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -99,45 +113,8 @@ class Writer:
             await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
         self._thread.shutdown(wait=True)
 
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._ops or self._waiters:
-                ops, waiters = self._ops, self._waiters
-                self._ops, self._waiters = [], []
-                try:
-                    outcomes = await loop.run_in_executor(self._thread, self._write, ops) \
-                        if ops else []
-                except Exception as error:  # the batch is lost: tell everyone who waits
-                    failure = describe(error, self._path) \
-                        if isinstance(error, sqlite3.Error) else error
-                    for op in ops:
-                        if not isinstance(op[0], str) and not op[1].done():
-                            op[1].set_exception(failure)
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(failure)
-                    continue
-                if ops:
-                    self.batches += 1
-                for future, value in outcomes:
-                    if future.done():
-                        continue
-                    if isinstance(value, BaseException):
-                        future.set_exception(value)
-                    else:
-                        future.set_result(value)
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
-            if self._closing and not self._ops and not self._waiters:
-                return
-
-    def _write(self, ops: list[Op]) -> list[tuple[asyncio.Future[Any], Any]]:
-        """In the writer's thread: run a batch in one transaction; return the calls' results,
-        to be delivered once it has committed."""
+    def _transaction(self, ops: list[Op]) -> list[tuple[asyncio.Future[Any], Any]]:
+        """Run `ops` in one `BEGIN IMMEDIATE` transaction and commit it."""
         conn = self._conn
         assert conn is not None
         outcomes: list[tuple[asyncio.Future[Any], Any]] = []
@@ -172,4 +149,50 @@ class Writer:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        return outcomes
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._ops or self._waiters or self._afters:
+                ops, waiters, afters = self._ops, self._waiters, self._afters
+                self._ops, self._waiters, self._afters = [], [], []
+                try:
+                    outcomes = await loop.run_in_executor(self._thread, self._write, ops,
+                                                          afters) if ops or afters else []
+                except Exception as error:  # the batch is lost: tell everyone who waits
+                    failure = describe(error, self._path) \
+                        if isinstance(error, sqlite3.Error) else error
+                    pending = [op[1] for op in ops if not isinstance(op[0], str)]
+                    for future in [*pending, *waiters, *(f for _, f in afters)]:
+                        if not future.done():
+                            future.set_exception(failure)
+                    continue
+                if ops:
+                    self.batches += 1
+                for future, value in outcomes:
+                    if future.done():
+                        continue
+                    if isinstance(value, BaseException):
+                        future.set_exception(value)
+                    else:
+                        future.set_result(value)
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+            if self._closing and not self._ops and not self._waiters:
+                return
+
+    def _write(self, ops: list[Op], afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]],
+               ) -> list[tuple[asyncio.Future[Any], Any]]:
+        """In the writer's thread: run a batch in one transaction, then the work that waited
+        for it; return the results, to be delivered on the event loop."""
+        outcomes = self._transaction(ops) if ops else []
+        for after, future in afters:
+            try:
+                outcomes.append((future, after()))
+            except Exception as error:
+                outcomes.append((future, error))
         return outcomes

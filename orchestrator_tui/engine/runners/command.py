@@ -16,7 +16,6 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 from orchestrator_tui.engine.processes import process_start_time, signal_group, terminate_tree
@@ -232,6 +231,10 @@ class CommandHandle:
         )
 
 
+Started = tuple[Process, int, int]
+"""A started process and the read ends of its stdout and stderr pipes."""
+
+
 class CommandRunner:
     """Starts argv commands in a new session (process group), reading their output."""
 
@@ -239,11 +242,6 @@ class CommandRunner:
         self.base_env = dict(os.environ if base_env is None else base_env)
         self._young: deque[tuple[float, CommandHandle]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
-        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
-
-    def close(self) -> None:
-        """Let the spawner thread go (commands already started are not affected)."""
-        self._spawner.shutdown(wait=False)
 
     async def start(self, job: Job) -> CommandHandle:
         handle = self.spawn(job)
@@ -254,21 +252,24 @@ class CommandRunner:
 
     def spawn(self, job: Job) -> CommandHandle:
         """Start the command now, from the event loop's thread, and return its handle."""
-        return self._handle(job, self._launch(job))
+        return self.handle(job, self._launch(job))
 
-    async def spawn_many(self, jobs: list[Job]) -> list[CommandHandle | Exception]:
-        """Start several commands from the runner's own thread and return their handles
-        (or why each could not start), in order.
+    def launch_all(self, jobs: list[Job]) -> list[Started | Exception]:
+        """Start several commands, from any thread, keeping the error of any that cannot
+        start; `handle` then turns each into a handle on the event loop's thread.
 
-        Starting a process blocks its caller until the child has called exec; done here,
-        that wait leaves the event loop free for the rest of the engine.
+        Starting a process blocks its caller until the child has called exec: the engine
+        does it in its writer's thread, right after the commit that recorded the attempts.
         """
-        loop = asyncio.get_running_loop()
-        started = await loop.run_in_executor(self._spawner, _launch_all, self, jobs)
-        return [item if isinstance(item, Exception) else self._handle(job, item)
-                for job, item in zip(jobs, started, strict=True)]
+        started: list[Started | Exception] = []
+        for job in jobs:
+            try:
+                started.append(self._launch(job))
+            except Exception as error:
+                started.append(error)
+        return started
 
-    def _launch(self, job: Job) -> tuple[Process, int, int]:
+    def _launch(self, job: Job) -> Started:
         """Start one process with its output on two new pipes; return it and their read ends."""
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -292,7 +293,8 @@ class CommandRunner:
             os.close(err_w)
         return proc, out_r, err_r
 
-    def _handle(self, job: Job, started: tuple[Process, int, int]) -> CommandHandle:
+    def handle(self, job: Job, started: Started) -> CommandHandle:
+        """The handle of a started command (on the event loop's thread)."""
         loop = asyncio.get_running_loop()
         proc, out_r, err_r = started
         pipes = (OutputPipe(out_r, job.output_cap, loop), OutputPipe(err_r, job.output_cap, loop))
@@ -310,18 +312,6 @@ class CommandRunner:
             self._young.popleft()[1].watch_output()
         self._sweep = loop.call_later(self._young[0][0] - now, self._watch_grown) \
             if self._young else None
-
-
-def _launch_all(runner: CommandRunner,
-                jobs: list[Job]) -> list[tuple[Process, int, int] | Exception]:
-    """In the spawner thread: start each job, keeping the error of any that cannot start."""
-    started: list[tuple[Process, int, int] | Exception] = []
-    for job in jobs:
-        try:
-            started.append(runner._launch(job))
-        except Exception as error:
-            started.append(error)
-    return started
 
 
 def _feed(stdin: IO[bytes], data: bytes) -> None:
