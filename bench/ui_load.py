@@ -72,7 +72,7 @@ def write_workflow(folder: Path) -> Path:
 async def engine_alone(workflow: Path, folder: Path) -> tuple[float, float]:
     """CPU and wall seconds of the plan through the engine, without any UI."""
     from orchestrator_tui.engine.session import Engine, SessionRequest
-    from orchestrator_tui.headless import load_plan
+    from orchestrator_tui.engine.workflows import load_plan
 
     plan, registry, source = load_plan("bench", str(workflow), folder, [])
     async with await Engine.open(folder / "alone.db") as engine:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orchestrator_tui import __version__, commands
 from orchestrator_tui.core.errors import OrchestratorError
+from orchestrator_tui.store.database import resolve_db_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 
@@ -92,8 +93,6 @@ def workspace_of(args: argparse.Namespace) -> Path:
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run the subcommand named by `args`."""
-    from orchestrator_tui.store.database import resolve_db_path
-
     workspace = workspace_of(args)
     db_path = resolve_db_path(workspace, args.db)
     if args.group is None:

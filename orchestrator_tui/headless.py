@@ -18,34 +18,17 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator_tui.core.errors import OrchestratorError, WorkflowError
-from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.states import SessionState
-from orchestrator_tui.core.workflow import build_plan, parse_workflow
 from orchestrator_tui.engine.events import Control, Snapshot
 from orchestrator_tui.engine.execution import Execution
-from orchestrator_tui.engine.registry import Registry, load_registry
 from orchestrator_tui.engine.session import Engine, SessionRequest
-from orchestrator_tui.engine.shipped import default_workflow
+from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.store import queries
 from orchestrator_tui.views import STATE_MARKS, seconds
 
 EXIT_CODES = {SessionState.COMPLETED: 0, SessionState.FAILED: 1, SessionState.ABORTED: 3}
 FINISHED = ("succeeded", "failed", "skipped", "cancelled")
-
-
-def load_plan(intent: str, workflow_file: str | None, workspace: Path,
-              agents_dirs: list[Path]) -> tuple[Plan, Registry, str]:
-    """Read the workflow and the agents, and build the validated plan of `intent`."""
-    path = Path(workflow_file).expanduser().resolve() if workflow_file else default_workflow()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise WorkflowError(f"cannot read the workflow: {reason}", file=str(path)) from error
-    registry = load_registry(workspace, agents_dirs)
-    workflow = parse_workflow(text, source=str(path), known_agents=set(registry.agents))
-    return build_plan(workflow, intent.lower()), registry, str(path)
 
 
 async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -> int:

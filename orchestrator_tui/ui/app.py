@@ -18,11 +18,12 @@ from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.models import Workflow
 from orchestrator_tui.engine.events import Snapshot
 from orchestrator_tui.engine.shipped import shipped_dir
+from orchestrator_tui.engine.workflows import read_workflow, workflow_path
 from orchestrator_tui.store import queries
 from orchestrator_tui.ui import messages as msg
 from orchestrator_tui.ui.feed import Feed
 from orchestrator_tui.ui.format import session_mark, theme_colours
-from orchestrator_tui.ui.host import RunHost, read_workflow, workflow_path
+from orchestrator_tui.ui.host import RunHost
 from orchestrator_tui.ui.palette import SlashCommands
 from orchestrator_tui.ui.reader import Reader
 from orchestrator_tui.ui.resources import PsutilSampler, Sampler

@@ -7,37 +7,14 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from orchestrator_tui.core.errors import WorkflowError
-from orchestrator_tui.core.models import Workflow
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES, SessionState
-from orchestrator_tui.core.workflow import parse_workflow
 from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.session import Engine, SessionRequest
-from orchestrator_tui.engine.shipped import default_workflow
-from orchestrator_tui.headless import load_plan
+from orchestrator_tui.engine.workflows import load_plan
 
 ABORT_WAIT = 15.0
 """Seconds to wait for an aborted run to stop its processes when the app closes."""
-
-
-def workflow_path(workflow: str | None) -> Path:
-    """The workflow file the app runs: the one given, else the shipped default."""
-    return Path(workflow).expanduser().resolve() if workflow else default_workflow()
-
-
-def read_workflow(path: Path) -> Workflow:
-    """The workflow's intents, for the menu (agents are checked when a run starts).
-
-    Raises:
-        OrchestratorError: unreadable or invalid file, with its name and the reason.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise WorkflowError(f"cannot read the workflow: {reason}", file=str(path)) from error
-    return parse_workflow(text, source=str(path), check_plans=False)
 
 
 class RunHost:

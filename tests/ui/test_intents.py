@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator_tui.engine.shipped import default_workflow
+from orchestrator_tui.engine.workflows import read_workflow
 from orchestrator_tui.store.queries import SessionRow
 from orchestrator_tui.ui.format import agent_bar
-from orchestrator_tui.ui.host import read_workflow
 from orchestrator_tui.ui.intents import (
     estimate_text,
     favourite_intents,
