@@ -332,7 +332,7 @@ class Execution(AttemptLauncher):
             self._events.put_nowait(Fatal(error))
 
     def _set_session(self, new: SessionState, reason: str, now: float) -> None:
-        self.record.set_session(new, reason, now, self.writer)
+        self.record.set_session(new, reason, now)
 
     async def _commit(self) -> None:
         """Queue every changed row, then wait for the group commit that holds them."""

@@ -44,6 +44,7 @@ class SessionRecord:
         self._dirty_tasks: set[str] = set()
         self._dirty_attempts: dict[tuple[str, int], Attempt] = {}
         self._transitions: list[tuple[str, str | None, str | None, str, str, float]] = []
+        self._session_row: tuple[str, float, bool, float, str] | None = None
 
     def set_task(self, tid: str, new: TaskState, reason: str, now: float) -> None:
         """Move a task to `new` (raising `IllegalTransition` first if it may not)."""
@@ -81,12 +82,11 @@ class SessionRecord:
         """Mark an attempt's row as changed."""
         self._dirty_attempts[(tid, attempt.number)] = attempt
 
-    def set_session(self, new: SessionState, reason: str, now: float,
-                    writer: Writer) -> None:
-        """Move the session to `new` (raising `IllegalTransition` first if it may not)."""
+    def set_session(self, new: SessionState, reason: str, now: float) -> None:
+        """Move the session to `new` (raising `IllegalTransition` first if it may not); the
+        row is written with its transition, in the same batch."""
         check_session(self.session_id, self.session_state, new)
-        writer.add(records.SET_SESSION_STATE, (new, now, new in FINAL_SESSION, now,
-                                               self.session_id))
+        self._session_row = (new, now, new in FINAL_SESSION, now, self.session_id)
         self._transitions.append((self.session_id, None, self.session_state, new, reason, now))
         self._journal("session", None, self.session_state, new, reason, now)
         self.session_state = new
@@ -115,6 +115,9 @@ class SessionRecord:
         if not (self._dirty_attempts or self._dirty_tasks or self._transitions):
             return False
         sid = self.session_id
+        if self._session_row is not None:
+            writer.add(records.SET_SESSION_STATE, self._session_row)
+            self._session_row = None
         for (tid, number), att in self._dirty_attempts.items():
             out = att.outcome
             writer.add(records.UPSERT_ATTEMPT, (
