@@ -26,6 +26,8 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument("--workspace", metavar="DIR", help="the repository to work on "
                                                            "(default: the current folder)")
     common.add_argument("--json", action="store_true", help="print one JSON object")
+    common.add_argument("--agents-dir", action="append", type=Path, metavar="DIR",
+                        help="another folder of agent files (repeatable)")
     return common
 
 
@@ -42,8 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("intent", help="e.g. analyze, build, fix (see the workflow)")
     run.add_argument("--workflow", metavar="FILE", help="a workflow YAML (default: shipped)")
     run.add_argument("--parallel", type=int, metavar="N", help="most agents at once")
-    run.add_argument("--agents-dir", action="append", type=Path, default=[], metavar="DIR",
-                     help="another folder of agent files (repeatable)")
     run.add_argument("--show-output", action="store_true",
                      help="print each task's output after the summary")
     serve = sub.add_parser("serve", help="serve the app to a browser (127.0.0.1 by default)")
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     common, rest = common_options().parse_known_args(argv)
     args = build_parser().parse_args(rest)
-    for key in ("db", "workspace", "json"):
+    for key in ("db", "workspace", "json", "agents_dir"):
         if getattr(common, key):
             setattr(args, key, getattr(common, key))
     try:
@@ -108,7 +108,8 @@ def dispatch(args: argparse.Namespace) -> int:
         from orchestrator_tui.headless import run_intent
 
         return asyncio.run(run_intent(args, workspace, db_path))
-    context = commands.CommandContext(db_path=db_path, workspace=workspace)
+    context = commands.CommandContext(db_path=db_path, workspace=workspace,
+                                      agent_dirs=tuple(args.agents_dir or ()))
     result = asyncio.run(commands.execute(args, context))
     if args.json:
         print(json.dumps(result.data, indent=2, default=str))

@@ -35,7 +35,8 @@ async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -
     """Run `args.intent` to its end; the exit code is 0 only if the session COMPLETED."""
     if args.parallel is not None and args.parallel < 1:
         raise OrchestratorError("--parallel must be 1 or more")
-    plan, registry, source = load_plan(args.intent, args.workflow, workspace, args.agents_dir)
+    plan, registry, source = load_plan(args.intent, args.workflow, workspace,
+                                       args.agents_dir or [])
     err = Console(stderr=True)
     async with await Engine.open(db_path) as engine:
         execution = await engine.start(SessionRequest(

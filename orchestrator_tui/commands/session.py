@@ -1,76 +1,33 @@
-"""The one grammar of commands: `/parallel set-limit 6` in the app is `orchestrator parallel
-set-limit 6` in a shell. Both parse with the parsers built here and run `execute`.
-"""
+"""Session commands: `state`, `parallel`, `pause`, `resume` and `abort`."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from orchestrator_tui.commands.grammar import (
+    CommandContext,
+    CommandError,
+    CommandResult,
+    command,
+    parsers,
+)
 from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES
 from orchestrator_tui.engine import control
 from orchestrator_tui.engine.settings import save_setting
 from orchestrator_tui.store import queries
-from orchestrator_tui.store.database import connect
 from orchestrator_tui.views import graph_text, history_rows, session_summary
 
 
-class CommandError(OrchestratorError):
-    """A command line that does not parse; the message says what is wrong."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandContext:
-    """Where commands act: the database and the workspace."""
-
-    db_path: Path
-    workspace: Path
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """What a command answers: text for people, data for `--json`."""
-
-    text: str
-    data: Any = field(default=None)
-    ok: bool = True
-
-
-Handler = Callable[[aiosqlite.Connection, argparse.Namespace, CommandContext],
-                   Awaitable[CommandResult]]
-HANDLERS: dict[tuple[str, str | None], Handler] = {}
-
-
-def command(group: str, action: str | None = None) -> Callable[[Handler], Handler]:
-    """Register the handler of `group action`."""
-    def register(handler: Handler) -> Handler:
-        HANDLERS[(group, action)] = handler
-        return handler
-    return register
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser that raises instead of exiting, for the app's command bar."""
-
-    def error(self, message: str) -> Any:
-        raise CommandError(f"{self.prog}: {message}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> Any:
-        raise CommandError(message.strip() if message else self.format_usage().strip())
-
-
-def add_command_parsers(subparsers: Any) -> None:
-    """Add the command groups (state, parallel, pause, resume, abort) to a parser."""
+@parsers
+def add_session_parsers(subparsers: Any) -> None:
+    """Add `state`, `parallel`, `pause`, `resume` and `abort` to a parser."""
     state = subparsers.add_parser("state", help="the session's state and its history")
     state_sub = state.add_subparsers(dest="action", required=True, metavar="ACTION")
     current = state_sub.add_parser("current", help="the state of a session (default: latest)")
@@ -95,46 +52,6 @@ def add_command_parsers(subparsers: Any) -> None:
         sub = subparsers.add_parser(name, help=text)
         sub.add_argument("session", nargs="?", help="session id or prefix (default: latest "
                                                     "active)")
-
-
-def slash_parser() -> argparse.ArgumentParser:
-    """The parser of the app's command bar."""
-    parser = _Parser(prog="", add_help=False)
-    subparsers = parser.add_subparsers(dest="group", required=True, metavar="COMMAND",
-                                       parser_class=_Parser)
-    add_command_parsers(subparsers)
-    return parser
-
-
-def parse_slash(line: str) -> argparse.Namespace:
-    """Parse a command bar line such as `/parallel set-limit 6`.
-
-    Raises:
-        CommandError: empty, unknown or malformed, with a one-line explanation.
-    """
-    text = line.strip().lstrip("/:").strip()
-    if not text:
-        raise CommandError("type a command, for example: parallel status")
-    try:
-        words = shlex.split(text)
-    except ValueError as error:
-        raise CommandError(f"cannot read the command: {error}") from error
-    return slash_parser().parse_args(words)
-
-
-def is_command(args: argparse.Namespace) -> bool:
-    """Whether parsed CLI arguments name a command of this module."""
-    return (getattr(args, "group", None), getattr(args, "action", None)) in HANDLERS
-
-
-async def execute(args: argparse.Namespace, context: CommandContext) -> CommandResult:
-    """Run a parsed command against the database."""
-    handler = HANDLERS[(args.group, getattr(args, "action", None))]
-    conn = await connect(context.db_path)
-    try:
-        return await handler(conn, args, context)
-    finally:
-        await conn.close()
 
 
 @command("state", "current")
