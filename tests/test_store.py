@@ -125,3 +125,21 @@ async def test_a_full_disk_is_reported_and_keeps_what_was_recorded(tmp_path: Pat
     await writer.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT key FROM settings").fetchall() == [("kept",)]
+
+
+async def test_version_1_database_keeps_its_rows_when_upgraded(tmp_path: Path) -> None:
+    from orchestrator_tui.store.schema import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript(MIGRATIONS[0])
+        raw.execute("INSERT INTO attempts (session_id, task_id, attempt, boot_id, started_at) "
+                    "VALUES ('s', 't', 1, 'b', 1.0)")
+        raw.execute("PRAGMA user_version = 1")
+    conn = await connect(path)
+    await conn.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert raw.execute("SELECT task_id, tokens_in, cost_usd FROM attempts").fetchall() \
+            == [("t", None, None)]
+        assert raw.execute("SELECT count(*) FROM checkpoints").fetchone() == (0,)

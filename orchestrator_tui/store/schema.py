@@ -82,6 +82,29 @@ MIGRATIONS: list[str] = [
         heartbeat_at REAL NOT NULL
     );
     """,
+    # 2: what an agent CLI reports per attempt (runner, its session id, tokens, cost, turns),
+    #    and checkpoints (a session's state plus a snapshot of the workspace files).
+    """
+    ALTER TABLE attempts ADD COLUMN runner TEXT;
+    ALTER TABLE attempts ADD COLUMN agent_session TEXT;
+    ALTER TABLE attempts ADD COLUMN tokens_in INTEGER;
+    ALTER TABLE attempts ADD COLUMN tokens_out INTEGER;
+    ALTER TABLE attempts ADD COLUMN cost_usd REAL;
+    ALTER TABLE attempts ADD COLUMN turns INTEGER;
+    CREATE TABLE checkpoints (
+        id TEXT PRIMARY KEY,
+        session_id TEXT,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        undo_of TEXT,
+        size_bytes INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX checkpoints_by_session ON checkpoints(session_id, created_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
