@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from typing import Any
 
@@ -344,3 +345,22 @@ def test_plain_data_is_accepted_and_errors_then_have_no_line() -> None:
     assert str(info.value) == (f"{SOURCE}: intent 'nightly': task 'a': `retries` must be an "
                                "integer >= 0, not -1")
     assert load_yaml("a: 1\n", source=SOURCE) == {"a": 1}
+
+
+def test_a_json_workflow_is_the_same_workflow_as_its_yaml() -> None:
+    yaml_text = textwrap.dedent(SPEC_EXAMPLE)
+    document = load_yaml(yaml_text, source=SOURCE)
+    from_json = parse_workflow(json.dumps(document), source="flows/nightly.json")
+    from_yaml = parse_workflow(yaml_text, source=SOURCE)
+    assert from_json.intents == from_yaml.intents
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ('{"intents": {"a": {}},\n "intents": {}}', "invalid JSON: found duplicate key 'intents'"),
+    ('{"intents":\n  {"a": [1,]}}', r"invalid JSON at line 2, column 12: Expecting value"),
+    ("", r"invalid JSON at line 1, column 1: Expecting value"),
+])
+def test_json_errors_name_the_file_and_where(text: str, match: str) -> None:
+    with pytest.raises(WorkflowError, match=match) as info:
+        parse_workflow(text, source="flows/nightly.json")
+    assert str(info.value).startswith("flows/nightly.json: ")

@@ -1,4 +1,4 @@
-"""Reading a workflow: YAML text in, a validated `Workflow` out. Pure: no file I/O here.
+"""Reading a workflow: YAML (or JSON) text in, a validated `Workflow` out. Pure: no file I/O here.
 
 Intents sit under `intents:` (or `parallel_coordination:`, where `analyze_intent` names intent
 `analyze`) in one of three forms: `agents: [..]` (task id = agent), `phases: [..]` (task ids
@@ -8,6 +8,7 @@ Intents sit under `intents:` (or `parallel_coordination:`, where `analyze_intent
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
@@ -98,14 +99,38 @@ class _Where:
 
 def parse_workflow(text: str, *, source: str, known_agents: Collection[str] | None = None,
                    check_plans: bool = True) -> Workflow:
-    """Parse and validate the YAML text of the workflow file named `source`.
+    """Parse and validate the text of the workflow file named `source`: YAML, or JSON when
+    the name ends in `.json` (the same document, read about fifty times faster).
 
     If given, `known_agents` are the only agent names tasks may use. With `check_plans`, each
     intent's plan is built too, refusing duplicate ids, unknown dependencies and cycles.
     Raises `WorkflowError` (`CycleError` for a cycle).
     """
-    return workflow_from_data(load_yaml(text, source=source), source=source,
-                              known_agents=known_agents, check_plans=check_plans)
+    load = load_json if source.lower().endswith(".json") else load_yaml
+    with gc_paused():
+        document = load(text, source=source)
+    return workflow_from_data(document, source=source, known_agents=known_agents,
+                              check_plans=check_plans)
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise ValueError(f"found duplicate key {twice!r}")
+    return data
+
+
+def load_json(text: str, *, source: str) -> object:
+    """The JSON document in `text`; duplicate keys are an error, as in YAML files."""
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: "
+                            f"{exc.msg}", file=source) from exc
+    except ValueError as exc:
+        raise WorkflowError(f"invalid JSON: {exc}", file=source) from exc
 
 
 def load_yaml(text: str, *, source: str) -> object:
@@ -239,6 +264,21 @@ def _phases(raw: object, where: _Where, node: object) -> list[TaskSpec]:
 
 
 def _task(raw: object, index: int, where: _Where) -> TaskSpec:
+    """A task from its mapping: a quick pass for valid tasks, the careful one to explain."""
+    try:
+        values = {key: _TASK_CHECKS[key](value) for key, value in raw.items()  # type: ignore[attr-defined]
+                  if value is not None}
+        task_id = values["id"]
+        if ("agent" in values) + ("command" in values) + ("python" in values) == 1 \
+                and ("args" not in values or "python" in values) \
+                and task_id and not _BAD_ID_CHAR.search(task_id):
+            return TaskSpec(**values)
+    except (AttributeError, KeyError, TypeError, _Bad):
+        pass
+    return _checked_task(raw, index, where)
+
+
+def _checked_task(raw: object, index: int, where: _Where) -> TaskSpec:
     if not isinstance(raw, Mapping):
         where.at(task=f"#{index + 1}").fail("a task must be a mapping with an `id`", raw)
     task_id = raw.get("id")
