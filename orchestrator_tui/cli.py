@@ -98,7 +98,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.group is None:
         from orchestrator_tui.ui.app import run_app
 
-        return run_app(workspace, db_path, workflow=args.app_workflow)
+        return run_app(workspace, db_path, workflow=args.app_workflow,
+                       agent_dirs=args.agents_dir or ())
     if args.group == "serve":
         from orchestrator_tui.ui.serve import serve
 

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.states import SessionState
+from orchestrator_tui.engine.agent_state import archived_agents
 from orchestrator_tui.engine.events import Control, Snapshot
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.session import Engine, SessionRequest
@@ -35,8 +36,9 @@ async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -
     """Run `args.intent` to its end; the exit code is 0 only if the session COMPLETED."""
     if args.parallel is not None and args.parallel < 1:
         raise OrchestratorError("--parallel must be 1 or more")
+    archived = await archived_agents(db_path)
     plan, registry, source = load_plan(args.intent, args.workflow, workspace,
-                                       args.agents_dir or [])
+                                       args.agents_dir or [], archived)
     err = Console(stderr=True)
     async with await Engine.open(db_path) as engine:
         execution = await engine.start(SessionRequest(

@@ -33,9 +33,13 @@ def read_workflow(path: Path, known_agents: Collection[str] | None = None) -> Wo
 
 
 def load_plan(intent: str, workflow_file: str | None, workspace: Path,
-              agents_dirs: list[Path]) -> tuple[Plan, Registry, str]:
-    """Read the workflow and the agents, and build the validated plan of `intent`."""
+              agents_dirs: list[Path],
+              archived: Collection[str] = ()) -> tuple[Plan, Registry, str]:
+    """Read the workflow and the agents, and build the validated plan of `intent`.
+
+    The agents named in `archived` are marked so; binding a task to one of them fails.
+    """
     path = workflow_path(workflow_file)
-    registry = load_registry(workspace, agents_dirs)
+    registry = load_registry(workspace, agents_dirs, archived)
     workflow = read_workflow(path, known_agents=set(registry.agents))
     return build_plan(workflow, intent.lower()), registry, str(path)

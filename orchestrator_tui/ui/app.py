@@ -4,7 +4,7 @@ that hands the focused session's snapshot to the active screen, and `run_app`.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from pathlib import Path, PurePath
 from typing import Any, ClassVar
@@ -66,13 +66,14 @@ class OrchestratorApp(SessionActions, App[None]):
 
     def __init__(self, workspace: Path, db_path: Path, workflow: str | None = None, *,
                  clock: Callable[[], float] = time.time, sampler: Sampler | None = None,
-                 resource_period: float = 1.0, host: RunHost | None = None) -> None:
+                 resource_period: float = 1.0, host: RunHost | None = None,
+                 agent_dirs: Sequence[Path] = ()) -> None:
         super().__init__()
         self.workspace, self.db_path = workspace, db_path
         self.clock = clock
         self.sampler: Sampler = sampler or PsutilSampler()
         self.resource_period = resource_period
-        self.host = host or RunHost(workspace, db_path, workflow)
+        self.host = host or RunHost(workspace, db_path, workflow, agent_dirs)
         self.feed = Feed(self.host, clock)
         self.reader = Reader(db_path)
         self.workflow_file = workflow_path(workflow)
@@ -204,7 +205,8 @@ class OrchestratorApp(SessionActions, App[None]):
         await self.reader.close()
 
 
-def run_app(workspace: Path, db_path: Path, workflow: str | None = None) -> int:
+def run_app(workspace: Path, db_path: Path, workflow: str | None = None,
+            agent_dirs: Sequence[Path] = ()) -> int:
     """Run the app in this terminal until the user quits; the exit code is 0."""
-    OrchestratorApp(workspace, db_path, workflow).run()
+    OrchestratorApp(workspace, db_path, workflow, agent_dirs=agent_dirs).run()
     return 0

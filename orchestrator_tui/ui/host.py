@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES, SessionState
+from orchestrator_tui.engine.agent_state import archived_agents
 from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.session import Engine, SessionRequest
@@ -20,10 +22,12 @@ ABORT_WAIT = 15.0
 class RunHost:
     """Owns this app's engine and the session it runs (at most one at a time)."""
 
-    def __init__(self, workspace: Path, db_path: Path, workflow: str | None) -> None:
+    def __init__(self, workspace: Path, db_path: Path, workflow: str | None,
+                 agent_dirs: Sequence[Path] = ()) -> None:
         self.workspace = workspace
         self.db_path = db_path
         self.workflow = workflow
+        self.agent_dirs = list(agent_dirs)
         self.engine: Engine | None = None
         self.execution: Execution | None = None
         """The session started last in this app, running or finished."""
@@ -41,8 +45,9 @@ class RunHost:
         Raises:
             OrchestratorError: unknown intent, invalid workflow or agents, database problems.
         """
+        archived = await archived_agents(self.db_path)
         plan, registry, source = await asyncio.to_thread(
-            load_plan, intent, self.workflow, self.workspace, [])
+            load_plan, intent, self.workflow, self.workspace, self.agent_dirs, archived)
         if self.engine is None:
             self.engine = await Engine.open(self.db_path)
         self.execution = await self.engine.start(SessionRequest(
