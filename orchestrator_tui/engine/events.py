@@ -64,6 +64,9 @@ class Attempt:
     finished_at: float | None = None
     outcome: Outcome | None = None
     verdict: str | None = None
+    runner: str | None = None
+    """The agent CLI running it, once it has reported its session; None for commands."""
+    agent_session: str | None = None
 
 
 @dataclass(slots=True)

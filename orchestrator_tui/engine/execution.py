@@ -78,6 +78,7 @@ class Execution(AttemptLauncher):
         self._settle_timer: asyncio.TimerHandle | None = None
         self._failures: list[str] = []
         self.started_at = time.time()
+        jobs.listener = self._agent_event
 
     # ----- public ------------------------------------------------------------------------
 
@@ -217,6 +218,7 @@ class Execution(AttemptLauncher):
         elif outcome.cancelled or self._aborting:
             record.finish_task(tid, T.CANCELLED, outcome, outcome.error or "cancelled", now)
         elif event.attempt <= self.plan.tasks[tid].retries:
+            self.jobs.last_errors[tid] = outcome.error
             delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** (event.attempt - 1))
             self.record.set_task(tid, T.RETRYING, f"{outcome.error}; retry in {delay:g} s", now)
             loop = asyncio.get_running_loop()

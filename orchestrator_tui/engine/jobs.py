@@ -6,16 +6,23 @@ import functools
 import os
 import shutil
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator_tui.core.errors import WorkflowError
 from orchestrator_tui.core.models import TaskSpec
 from orchestrator_tui.core.plan import Plan
-from orchestrator_tui.engine.registry import Registry
+from orchestrator_tui.engine import backends
+from orchestrator_tui.engine.registry import AgentSpec, Registry
+from orchestrator_tui.engine.runners import agent_events
 from orchestrator_tui.engine.runners.base import Job, Runner
 from orchestrator_tui.engine.runners.command import CommandRunner
 from orchestrator_tui.engine.runners.python import PythonRunner
+from orchestrator_tui.engine.runners.stream import AgentCall, StreamRunner
+
+AgentListener = Callable[[str, int, str, agent_events.AgentEvent], None]
+"""Called with (task id, attempt, runner name, event) for each event of an agent CLI."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +33,11 @@ class Binding:
     argv: tuple[str, ...] = ()
     target: str | None = None
     idempotent: bool = True
+    agent: AgentSpec | None = None
+    """Set when an agent CLI runs the task: its argv is built per attempt."""
+    cli: str | None = None
+    """The agent CLI (`claude`, `codex`, `gemini`) and its program's path."""
+    program: str | None = None
 
 
 @functools.lru_cache(maxsize=256)
@@ -37,13 +49,24 @@ class JobFactory:
     """Binds each task of a plan to a runner once, then makes a `Job` per attempt."""
 
     def __init__(self, *, session_id: str, intent: str, workspace: Path, db_path: Path,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None,
+                 settings: Mapping[str, str] | None = None) -> None:
         self.session_id = session_id
         self.intent = intent
+        self.intent_description = ""
         self.workspace = workspace
         self.registry = registry or Registry()
+        self.settings = dict(settings or {})
         self.commands = CommandRunner()
         self.python = PythonRunner()
+        self.streams: dict[str, StreamRunner] = {}
+        self.listener: AgentListener | None = None
+        """Where agent CLI events go (the execution sets it)."""
+        self.agent_sessions: dict[str, str] = {}
+        """The last agent CLI session of each task, continued by its next attempt."""
+        self.last_errors: dict[str, str] = {}
+        """How the last failed attempt of each task ended, told to its next attempt."""
+        self._found: dict[str, str | None] = {}
         self.base_env = {
             "ORCHESTRATOR_DB": str(db_path),
             "ORCHESTRATOR_SESSION": session_id,
@@ -57,6 +80,7 @@ class JobFactory:
         Raises:
             WorkflowError: an unknown agent, or an agent with nothing to run it.
         """
+        self.intent_description = plan.intent.description
         for task in plan.tasks.values():
             self._bindings[task.id] = self._bind(task, plan.intent.name)
 
@@ -72,12 +96,64 @@ class JobFactory:
             known = ", ".join(sorted(self.registry.agents)) or "none"
             raise WorkflowError(f"unknown agent {name!r} (known: {known})", intent=intent,
                                 task=task.id)
-        if agent.command is None:
+        if agent.archived:
             raise WorkflowError(
-                f"agent {name!r} ({agent.path}) has no `command:` to run it offline; add one, "
-                "or install an agent CLI (claude, codex or gemini)", intent=intent, task=task.id)
-        return Binding(self.commands, argv=self._fill(agent.command, task.id),
-                       idempotent=task.idempotent and agent.idempotent)
+                f"agent {name!r} ({agent.path}) is archived; activate it with "
+                f"`orchestrator agent activate {name}`", intent=intent, task=task.id)
+        return self._bind_agent(task, agent, intent)
+
+    def _bind_agent(self, task: TaskSpec, agent: AgentSpec, intent: str) -> Binding:
+        """Bind an agent's task to the runner `backends.choose` picks for it."""
+        choice = backends.choose(agent, self.settings, self._which)
+        idempotent = task.idempotent and agent.idempotent
+        if choice.runner is None:
+            raise WorkflowError(f"agent {agent.name!r} ({agent.path}) {choice.how}",
+                                intent=intent, task=task.id)
+        if choice.runner == "python":
+            return Binding(self.python, target=backends.python_target(agent),
+                           idempotent=idempotent)
+        if choice.runner == "command":
+            assert agent.command is not None
+            return Binding(self.commands, argv=self._fill(agent.command, task.id),
+                           idempotent=idempotent)
+        if len(agent.body.encode()) > backends.PROMPT_LIMIT:
+            raise WorkflowError(f"agent {agent.name!r} ({agent.path}): its instructions are "
+                                f"longer than {backends.PROMPT_LIMIT:,} bytes, too long for "
+                                "one command-line argument", intent=intent, task=task.id)
+        runner = self.streams.get(choice.runner)
+        if runner is None:
+            runner = self.streams[choice.runner] = StreamRunner(backends.STREAMS[choice.runner])
+        return Binding(runner, idempotent=idempotent, agent=agent, cli=choice.runner,
+                       program=choice.program)
+
+    def _which(self, program: str) -> str | None:
+        if program not in self._found:
+            self._found[program] = shutil.which(program)
+        return self._found[program]
+
+    def _agent_call(self, task: TaskSpec, attempt: int,
+                    binding: Binding) -> tuple[tuple[str, ...], Callable[..., None]]:
+        """The argv of one attempt of an agent CLI (a retry continues the CLI's session),
+        and the listener of its events."""
+        assert binding.agent is not None and binding.cli is not None \
+            and binding.program is not None
+        resume = self.agent_sessions.get(task.id) if attempt > 1 else None
+        prompt = backends.task_prompt(binding.agent, task, self.intent,
+                                      self.intent_description, attempt=attempt,
+                                      previous=self.last_errors.get(task.id, ""))
+        call = AgentCall(program=binding.program, agent=binding.agent, prompt=prompt,
+                         settings=self.settings, resume=resume)
+        listener = functools.partial(self._agent_event, task.id, attempt, binding.cli)
+        return backends.STREAMS[binding.cli].argv(call), listener
+
+    def _agent_event(self, task_id: str, attempt: int, runner: str,
+                     event: agent_events.AgentEvent) -> None:
+        """Remember what a later attempt needs, then pass the event on."""
+        session = getattr(event, "session_id", None)
+        if session:
+            self.agent_sessions[task_id] = session
+        if self.listener is not None:
+            self.listener(task_id, attempt, runner, event)
 
     def _fill(self, argv: tuple[str, ...], task_id: str) -> tuple[str, ...]:
         """Fill the placeholders of an argv template; each item stays one argument."""
@@ -101,9 +177,12 @@ class JobFactory:
         env = {**self.base_env, "ORCHESTRATOR_TASK": task.id,
                "ORCHESTRATOR_AGENT": task.agent or task.kind,
                "ORCHESTRATOR_ATTEMPT": f"{self.session_id}/{task.id}/{attempt}"}
+        argv, on_event = binding.argv, None
+        if binding.agent is not None:
+            argv, on_event = self._agent_call(task, attempt, binding)
         job = Job(session_id=self.session_id, task_id=task.id, attempt=attempt,
-                  workspace=self.workspace, argv=binding.argv, target=binding.target,
-                  args=task.args, env=env, timeout=task.timeout)
+                  workspace=self.workspace, argv=argv, target=binding.target,
+                  args=task.args, env=env, timeout=task.timeout, on_event=on_event)
         return binding.runner, job
 
     def idempotent(self, task: TaskSpec) -> bool:

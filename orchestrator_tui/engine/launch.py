@@ -21,6 +21,7 @@ from orchestrator_tui.core.states import TaskState
 from orchestrator_tui.engine.events import WAKE, Attempt, Completion, Event
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.record import SessionRecord
+from orchestrator_tui.engine.runners import agent_events
 from orchestrator_tui.engine.runners.base import Handle, Job, Outcome, Runner
 from orchestrator_tui.store.writer import Writer
 
@@ -134,6 +135,20 @@ class AttemptLauncher:
 
     def _ended(self, tid: str, number: int, outcome: Outcome) -> None:
         self._events.put_nowait(Completion(tid, number, outcome))
+
+    def _agent_event(self, tid: str, number: int, runner: str,
+                     event: agent_events.AgentEvent) -> None:
+        """An agent CLI reported something: a journal note for the task; its session id goes
+        into the attempt's row as soon as it is known, so a later attempt can resume it."""
+        attempt = self._running.get(tid)
+        if attempt is None or attempt.number != number:
+            return
+        self.record.note(agent_events.describe(runner, event), tid, log=False)
+        if isinstance(event, agent_events.Started) and event.session_id \
+                and attempt.agent_session != event.session_id:
+            attempt.runner, attempt.agent_session = runner, event.session_id
+            self.record.touch_attempt(tid, attempt)
+            self._events.put_nowait(WAKE)
 
     def _settle(self) -> None:
         """Record the start times of processes that outlived `PROCESS_START_DELAY`."""

@@ -91,9 +91,11 @@ class SessionRecord:
         self._journal("session", None, self.session_state, new, reason, now)
         self.session_state = new
 
-    def note(self, text: str, task_id: str | None = None) -> None:
-        """Add a note to the log and the journal."""
-        self.log.append(text)
+    def note(self, text: str, task_id: str | None = None, *, log: bool = True) -> None:
+        """Add a note to the journal, and to the log unless `log` is False (for the steady
+        stream of what agents report, which would drown the log's failures)."""
+        if log:
+            self.log.append(text)
         self._journal("note", task_id, None, None, text, time.time())
 
     def journal_since(self, seq: int) -> list[JournalEntry]:
@@ -118,6 +120,7 @@ class SessionRecord:
         if self._session_row is not None:
             writer.add(records.SET_SESSION_STATE, self._session_row)
             self._session_row = None
+        agents = []
         for (tid, number), att in self._dirty_attempts.items():
             out = att.outcome
             writer.add(records.UPSERT_ATTEMPT, (
@@ -125,6 +128,10 @@ class SessionRecord:
                 att.finished_at, att.verdict, out.exit_code if out else None,
                 out.stdout if out else None, out.stderr if out else None,
                 out.output_bytes if out else None))
+            if att.runner is not None or (out is not None and out.runner is not None):
+                agents.append(agent_row(sid, tid, number, att))
+        for figures in agents:  # after the upserts: every row exists, and they batch
+            writer.add(records.SET_ATTEMPT_AGENT, figures)
         for tid in self._dirty_tasks:
             row = self.rows[tid]
             writer.add(records.UPDATE_TASK, (
@@ -136,3 +143,15 @@ class SessionRecord:
         self._dirty_tasks.clear()
         self._transitions.clear()
         return True
+
+
+def agent_row(session_id: str, task_id: str, number: int,
+              attempt: Attempt) -> tuple[object, ...]:
+    """The parameters of `SET_ATTEMPT_AGENT`: the outcome's figures once it has ended, else
+    what the running attempt has reported so far."""
+    out = attempt.outcome
+    if out is None or out.runner is None:
+        return (attempt.runner, attempt.agent_session, None, None, None, None, session_id,
+                task_id, number)
+    return (out.runner, out.agent_session or attempt.agent_session, out.tokens_in,
+            out.tokens_out, out.cost_usd, out.turns, session_id, task_id, number)

@@ -25,6 +25,9 @@ UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id,
     process_start = excluded.process_start, finished_at = excluded.finished_at,
     outcome = excluded.outcome, exit_code = excluded.exit_code, stdout = excluded.stdout,
     stderr = excluded.stderr, output_bytes = excluded.output_bytes"""
+SET_ATTEMPT_AGENT = """UPDATE attempts SET runner = ?, agent_session = ?, tokens_in = ?,
+    tokens_out = ?, cost_usd = ?, turns = ? WHERE session_id = ? AND task_id = ? AND attempt = ?"""
+"""What an agent CLI reported for an attempt; written for agent CLI attempts only."""
 INSERT_TRANSITION = """INSERT INTO transitions (session_id, task_id, from_state, to_state,
     reason, at) VALUES (?, ?, ?, ?, ?, ?)"""
 HANDLE_CONTROL = "UPDATE control SET handled_at = ?, outcome = ? WHERE id = ?"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from orchestrator_tui.engine.runners.agent_events import AgentEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,8 @@ class Job:
     output_cap: int = 256 * 1024
     """Bytes of stdout and of stderr kept (the tail); the rest is counted, not stored."""
     stdin: bytes | None = None
+    on_event: Callable[[AgentEvent], None] | None = None
+    """Called on the event loop with each event an agent CLI reports (stream runners)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,14 @@ class Outcome:
     output_bytes: int = 0
     timed_out: bool = False
     cancelled: bool = False
+    runner: str | None = None
+    """The agent CLI that ran the attempt (`claude`, `codex`, `gemini`); None for commands."""
+    agent_session: str | None = None
+    """The CLI's own session id, to resume it."""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    turns: int | None = None
 
 
 class Handle(Protocol):
