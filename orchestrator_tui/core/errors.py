@@ -47,3 +47,7 @@ class CycleError(WorkflowError):
 
 class StoreError(OrchestratorError):
     """The database cannot be opened, read or written; the message says which file and why."""
+
+
+class CheckpointError(OrchestratorError):
+    """A checkpoint that cannot be taken or restored; the message says which, where and why."""

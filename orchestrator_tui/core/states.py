@@ -65,6 +65,17 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 """`running -> ready` and `paused -> ready` are the crash-recovery re-run of an idempotent task;
 `failed -> ready` is a retry the user asked for."""
 
+RESTORE_SESSION_TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
+    state: frozenset({S.RECOVERING}) - {state} for state in S
+}
+RESTORE_TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    state: frozenset({T.PENDING, T.SUCCEEDED}) - {state} for state in T
+}
+"""The moves only a checkpoint restore makes, on top of the tables above: any session enters
+RECOVERING (then the ordinary RECOVERING -> PAUSED leaves it ready to resume), and any task
+goes back to `pending`, or to `succeeded` when it had succeeded at checkpoint time. For the
+engine the final states stay final; only an explicit restore reopens them."""
+
 FINAL_SESSION_STATES = frozenset(s for s, nxt in SESSION_TRANSITIONS.items() if not nxt)
 FINAL_TASK_STATES = frozenset(t for t, nxt in TASK_TRANSITIONS.items() if not nxt)
 ACTIVE_SESSION_STATES = frozenset({S.PLANNING, S.EXECUTING, S.PAUSED, S.RECOVERING})
@@ -72,15 +83,25 @@ DONE_TASK_STATES = frozenset({T.SUCCEEDED, T.FAILED, T.SKIPPED, T.CANCELLED})
 """Task states after which the engine has nothing more to do unless the user asks."""
 
 
-def check_session(session_id: str, current: SessionState, target: SessionState) -> None:
-    """Raise `IllegalTransition` unless the session may go from `current` to `target`."""
-    if target not in SESSION_TRANSITIONS[current]:
-        allowed = sorted(state.value for state in SESSION_TRANSITIONS[current])
+def check_session(session_id: str, current: SessionState, target: SessionState, *,
+                  restore: bool = False) -> None:
+    """Raise `IllegalTransition` unless the session may go from `current` to `target`
+    (`restore`: also allow the moves of a checkpoint restore)."""
+    legal = SESSION_TRANSITIONS[current]
+    if restore:
+        legal = legal | RESTORE_SESSION_TRANSITIONS[current]
+    if target not in legal:
+        allowed = sorted(state.value for state in legal)
         raise IllegalTransition(f"session {session_id}", current, target, allowed)
 
 
-def check_task(task_id: str, current: TaskState, target: TaskState) -> None:
-    """Raise `IllegalTransition` unless the task may go from `current` to `target`."""
-    if target not in TASK_TRANSITIONS[current]:
-        allowed = sorted(state.value for state in TASK_TRANSITIONS[current])
+def check_task(task_id: str, current: TaskState, target: TaskState, *,
+               restore: bool = False) -> None:
+    """Raise `IllegalTransition` unless the task may go from `current` to `target`
+    (`restore`: also allow the moves of a checkpoint restore)."""
+    legal = TASK_TRANSITIONS[current]
+    if restore:
+        legal = legal | RESTORE_TASK_TRANSITIONS[current]
+    if target not in legal:
+        allowed = sorted(state.value for state in legal)
         raise IllegalTransition(f"task {task_id}", current, target, allowed)
