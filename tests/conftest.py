@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -54,3 +55,27 @@ def python_argv(code: str) -> str:
     """A YAML flow list running `code` with this interpreter (no shell)."""
     escaped = code.replace("\\", "\\\\").replace('"', '\\"')
     return f'["{sys.executable}", "-c", "{escaped}"]'
+
+
+def many_tasks(folder: Path, count: int, name: str = "many.yaml") -> Path:
+    """A workflow whose intent `many` runs `count` tiny independent commands."""
+    tasks = "\n".join(f"      - id: t{i}\n        command: {python_argv('print(7 * 60)')}"
+                      for i in range(count))
+    return write_workflow(folder, f"intents:\n  many:\n    tasks:\n{tasks}\n", name)
+
+
+def seed_database(folder: Path, tasks: int) -> Path:
+    """`folder/state.db` holding one completed session of `tasks` commands, run by the CLI."""
+    workflow = many_tasks(folder, tasks)
+    db = folder / "state.db"
+    out = subprocess.run([*CLI, "--db", str(db), "run", "many", "--workflow", str(workflow)],
+                         cwd=folder, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    return db
+
+
+def copy_database(template: Path, db_path: Path) -> Path:
+    """Copy a seeded database to `db_path` (the workspace's default place)."""
+    db_path.parent.mkdir(mode=0o700)
+    shutil.copyfile(template, db_path)
+    return db_path

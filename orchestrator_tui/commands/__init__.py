@@ -1,10 +1,12 @@
 """The one grammar of commands, shared by the app's command bar and the `orchestrator` CLI.
 
-Each module of this package adds one group of commands; importing the package registers them.
+Each module of this package adds one group of commands; importing the package registers them,
+and `ORDER` is the order in which help and completion list them.
 """
 
-from orchestrator_tui.commands import session
+from orchestrator_tui.commands import agents, checkpoint, database, doctor, session
 from orchestrator_tui.commands.grammar import (
+    PARSERS,
     CommandContext,
     CommandError,
     CommandResult,
@@ -15,5 +17,8 @@ from orchestrator_tui.commands.grammar import (
     slash_parser,
 )
 
+ORDER = (session, checkpoint, agents, database, doctor)
+PARSERS.sort(key=lambda adder: [module.__name__ for module in ORDER].index(adder.__module__))
+
 __all__ = ["CommandContext", "CommandError", "CommandResult", "add_command_parsers", "execute",
-           "is_command", "parse_slash", "session", "slash_parser"]
+           "is_command", "parse_slash", "slash_parser"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import aiosqlite
 
 from orchestrator_tui.core.errors import OrchestratorError
-from orchestrator_tui.store.database import connect
+from orchestrator_tui.store.database import connect, describe
 
 
 class CommandError(OrchestratorError):
@@ -43,6 +44,20 @@ class CommandResult:
 Handler = Callable[[aiosqlite.Connection, argparse.Namespace, CommandContext],
                    Awaitable[CommandResult]]
 HANDLERS: dict[tuple[str, str | None], Handler] = {}
+
+
+Standalone = Callable[[argparse.Namespace, CommandContext], Awaitable[CommandResult]]
+STANDALONE: dict[tuple[str, str | None], Standalone] = {}
+"""Handlers that open the database themselves (`db check`, `db restore`, ...): they must
+work on a file that cannot be opened normally."""
+
+
+def standalone(group: str, action: str | None = None) -> Callable[[Standalone], Standalone]:
+    """Register the handler of `group action`, called without a connection."""
+    def register(handler: Standalone) -> Standalone:
+        STANDALONE[(group, action)] = handler
+        return handler
+    return register
 
 
 def command(group: str, action: str | None = None) -> Callable[[Handler], Handler]:
@@ -106,15 +121,21 @@ def parse_slash(line: str) -> argparse.Namespace:
 
 def is_command(args: argparse.Namespace) -> bool:
     """Whether parsed CLI arguments name a command of this module."""
-    return (getattr(args, "group", None), getattr(args, "action", None)) in HANDLERS
+    key = (getattr(args, "group", None), getattr(args, "action", None))
+    return key in HANDLERS or key in STANDALONE
 
 
 async def execute(args: argparse.Namespace, context: CommandContext) -> CommandResult:
     """Run a parsed command against the database."""
-    handler = HANDLERS[(args.group, getattr(args, "action", None))]
+    key = (args.group, getattr(args, "action", None))
+    if key in STANDALONE:
+        return await STANDALONE[key](args, context)
+    handler = HANDLERS[key]
     conn = await connect(context.db_path)
     try:
         return await handler(conn, args, context)
+    except sqlite3.Error as error:  # a damaged page, a lock held too long, a full disk
+        raise describe(error, context.db_path) from error
     finally:
         await conn.close()
 

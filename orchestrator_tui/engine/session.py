@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from orchestrator_tui.core.errors import StoreError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import SessionState, TaskState
 from orchestrator_tui.engine.events import Control
@@ -20,7 +21,9 @@ from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.processes import process_start_time
 from orchestrator_tui.engine.registry import Registry
 from orchestrator_tui.store import queries, records
+from orchestrator_tui.store.backup import DEFAULT_EVERY_MINUTES, DEFAULT_KEEP, auto_backup
 from orchestrator_tui.store.database import connect
+from orchestrator_tui.store.integrity import check_file
 from orchestrator_tui.store.writer import Writer
 
 DEFAULT_PARALLEL_LIMIT = 4
@@ -55,35 +58,63 @@ class Engine:
         self.writer = writer
         self.boot_id = boot_id
         self.executions: dict[str, Execution] = {}
+        self.notes: list[str] = []
+        """What the start did that a person may want to know (the backup taken, or why not)."""
         self._heartbeat: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, db_path: Path) -> Engine:
-        """Open (creating or migrating) the database and record this engine's boot."""
+    async def open(cls, db_path: Path, *, backup_every_minutes: float = DEFAULT_EVERY_MINUTES,
+                   keep_backups: int = DEFAULT_KEEP) -> Engine:
+        """Open (creating or migrating) the database, check it, back it up when the newest
+        backup is older than `backup_every_minutes`, and record this engine's boot.
+
+        Raises:
+            StoreError: the database is damaged (`DatabaseCorrupt`, naming the ways out),
+                busy, read-only or newer; nothing was written to it then.
+        """
+        writer = Writer(db_path)  # first: it checks its settings before anything opens
         reader = await connect(db_path)
-        writer = Writer(db_path)
+        notes: list[str] = []
         try:
+            report = await asyncio.to_thread(check_file, db_path)
+            if not report.ok:
+                raise report.as_error()
+            try:
+                taken = await asyncio.to_thread(auto_backup, db_path,
+                                                every_minutes=backup_every_minutes,
+                                                keep=keep_backups)
+                if taken is not None:
+                    notes.append(f"backup written: {taken.path}")
+            except StoreError as error:  # a run is still safe without a fresh backup
+                notes.append(f"no backup this time: {error}")
             await writer.start()
+            boot_id = uuid.uuid4().hex
+            now = time.time()
+            pid = os.getpid()
+            writer.add(records.INSERT_ENGINE,
+                       (boot_id, pid, process_start_time(pid) or now, now, now))
+            await writer.commit()
         except BaseException:
+            with contextlib.suppress(Exception):
+                await writer.close()
             await reader.close()
             raise
-        boot_id = uuid.uuid4().hex
-        now = time.time()
-        pid = os.getpid()
-        writer.add(records.INSERT_ENGINE, (boot_id, pid, process_start_time(pid) or now, now, now))
-        await writer.commit()
         engine = cls(db_path, reader, writer, boot_id)
+        engine.notes = notes
         engine._heartbeat = asyncio.get_running_loop().create_task(engine._beat())
         return engine
 
     async def close(self) -> None:
-        """Commit what is pending and close the connections."""
+        """Commit what is pending and close the connections (the reader even when that last
+        commit fails, say on a full disk; its error is raised then)."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        await self.writer.close()
-        await self.reader.close()
+        try:
+            await self.writer.close()
+        finally:
+            await self.reader.close()
 
     async def __aenter__(self) -> Engine:
         return self
@@ -103,7 +134,8 @@ class Engine:
         session_id = new_session_id()
         jobs = JobFactory(session_id=session_id, intent=plan.intent.name,
                           workspace=request.workspace, db_path=self.db_path,
-                          registry=request.registry)
+                          registry=request.registry,
+                          settings=await queries.settings(self.reader))
         jobs.bind_all(plan)
         now = time.time()
         w = self.writer

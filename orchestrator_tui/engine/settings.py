@@ -1,7 +1,10 @@
-"""The user's settings (parallel limit, theme, default runner), kept in the database."""
+"""The user's settings (parallel limit, theme, runners and agent CLI limits), kept in the
+database."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator_tui.core.errors import OrchestratorError
@@ -11,8 +14,21 @@ KNOWN = {
     "parallel_limit": "the most agents running at once (a whole number, 1 or more)",
     "theme": "the app's colour theme",
     "default_runner": "auto, command, claude, codex or gemini",
+    "llm_cli": "the agent CLI that `auto` uses when it is installed: claude, codex, gemini "
+               "or none",
+    "claude_permission_mode": "Claude Code's permission mode: default, acceptEdits, plan, auto, "
+                              "dontAsk, bypassPermissions, or none (Claude Code decides)",
+    "max_turns": "the most agent turns per attempt (a whole number, 1 or more), or none",
+    "max_budget_usd": "the most US dollars one attempt may spend (a positive number), or none",
+    "checkpoint_max_mb": "the most megabytes of files a checkpoint archives in a workspace that "
+                         "is not a git repository (a whole number, 1 or more; default 200)",
 }
 RUNNERS = ("auto", "command", "claude", "codex", "gemini")
+LLM_CLIS = ("claude", "codex", "gemini", "none")
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
+DEFAULTS = {"default_runner": "auto", "llm_cli": "claude"}
+UNSET = "none"
+"""The value that turns an optional limit off."""
 
 
 def check(key: str, value: str) -> str:
@@ -22,11 +38,33 @@ def check(key: str, value: str) -> str:
     value = value.strip()
     if key == "parallel_limit" and not (value.isdigit() and int(value) >= 1):
         raise OrchestratorError(f"parallel_limit must be {KNOWN[key]}, not {value!r}")
-    if key == "default_runner" and value not in RUNNERS:
-        raise OrchestratorError(f"default_runner must be one of {', '.join(RUNNERS)}")
+    if key == "checkpoint_max_mb" and not (value.isdigit() and int(value) >= 1):
+        raise OrchestratorError(f"checkpoint_max_mb must be {KNOWN[key]}, not {value!r}")
     if not value:
         raise OrchestratorError(f"{key} cannot be empty")
+    choices = {"default_runner": RUNNERS, "llm_cli": LLM_CLIS,
+               "claude_permission_mode": (*PERMISSION_MODES, UNSET)}.get(key)
+    if choices is not None and value not in choices:
+        raise OrchestratorError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+    if key == "max_turns" and value != UNSET and not (value.isdigit() and int(value) >= 1):
+        raise OrchestratorError(f"max_turns must be {KNOWN[key]}, not {value!r}")
+    if key == "max_budget_usd" and value != UNSET and not _positive(value):
+        raise OrchestratorError(f"max_budget_usd must be {KNOWN[key]}, not {value!r}")
     return value
+
+
+def _positive(text: str) -> bool:
+    try:
+        number = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(number) and number > 0
+
+
+def effective(settings: Mapping[str, str], key: str) -> str | None:
+    """A setting's value for the engine: the stored one, else its default; None when unset."""
+    value = settings.get(key, DEFAULTS.get(key))
+    return None if value in (None, "", UNSET) else value
 
 
 async def save_setting(db_path: Path, key: str, value: str) -> None:

@@ -60,6 +60,13 @@ class AttemptRow:
     stdout: str | None
     stderr: str | None
     output_bytes: int | None
+    runner: str | None = None
+    """The agent CLI that ran it (claude, codex, gemini); None for commands."""
+    agent_session: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    turns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +170,8 @@ async def task_attempts(conn: aiosqlite.Connection, session_id: str,
                         task_id: str) -> list[AttemptRow]:
     """Every attempt of one task, first attempt first."""
     rows = await _all(conn, "SELECT attempt, pid, started_at, finished_at, outcome, exit_code,"
-                            " stdout, stderr, output_bytes FROM attempts WHERE session_id = ?"
+                            " stdout, stderr, output_bytes, runner, agent_session, tokens_in,"
+                            " tokens_out, cost_usd, turns FROM attempts WHERE session_id = ?"
                             " AND task_id = ? ORDER BY attempt", (session_id, task_id))
     return [AttemptRow(*row) for row in rows]
 
@@ -215,7 +223,70 @@ async def engine(conn: aiosqlite.Connection, boot_id: str) -> EngineRow | None:
     return EngineRow(*rows[0]) if rows else None
 
 
+async def settings(conn: aiosqlite.Connection) -> dict[str, str]:
+    """Every stored setting."""
+    rows = await _all(conn, "SELECT key, value FROM settings", ())
+    return {str(key): str(value) for key, value in rows}
+
+
 async def setting(conn: aiosqlite.Connection, key: str) -> str | None:
     """A stored setting, or None."""
     rows = await _all(conn, "SELECT value FROM settings WHERE key = ?", (key,))
     return str(rows[0][0]) if rows else None
+
+
+# ----- checkpoints -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    """A checkpoint: a session's recorded state (JSON) and a snapshot of the workspace files.
+
+    `kind` is "git" (snapshot = commit id) or "archive" (snapshot = the archive's path in the
+    workspace); `undo_of` names the checkpoint whose restore this one was taken before.
+    """
+
+    id: str
+    session_id: str | None
+    name: str
+    kind: str
+    snapshot: str
+    state: str
+    reason: str
+    undo_of: str | None
+    size_bytes: int | None
+    created_at: float
+
+
+CHECKPOINT_COLUMNS = ("id, session_id, name, kind, snapshot, state, reason, undo_of, size_bytes,"
+                      " created_at")
+
+
+async def checkpoints(conn: aiosqlite.Connection,
+                      session_id: str | None = None) -> list[CheckpointRow]:
+    """The checkpoints of one session (or all of them), oldest first."""
+    where, params = ("WHERE session_id = ?", (session_id,)) if session_id else ("", ())
+    rows = await _all(conn, f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints {where} "
+                            "ORDER BY created_at, rowid", params)
+    return [CheckpointRow(*row) for row in rows]
+
+
+async def find_checkpoint(conn: aiosqlite.Connection, checkpoint_id: str) -> CheckpointRow:
+    """The checkpoint with this id or unique id prefix.
+
+    Raises:
+        OrchestratorError: no such checkpoint, or the prefix is ambiguous.
+    """
+    if not escape_like(checkpoint_id).strip():
+        raise OrchestratorError("name a checkpoint by its id (or the start of it)")
+    rows = await _all(conn, f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE id = ? OR "
+                            "id LIKE ? ORDER BY id LIMIT 5",
+                      (checkpoint_id, f"{escape_like(checkpoint_id)}%"))
+    exact = [row for row in rows if row[0] == checkpoint_id]
+    if exact or len(rows) == 1:
+        return CheckpointRow(*(exact or rows)[0])
+    if not rows:
+        raise OrchestratorError(f"no checkpoint {checkpoint_id!r} in this database; "
+                                "`checkpoint list` shows them")
+    raise OrchestratorError(f"checkpoint id {checkpoint_id!r} is ambiguous: "
+                            + ", ".join(row[0] for row in rows))

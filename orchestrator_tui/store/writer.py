@@ -13,30 +13,49 @@ a batch is several statements. Readers keep using aiosqlite connections of their
 
 `call` runs a synchronous read-then-write function inside the batch's transaction, under a
 savepoint, so a failing call rolls back only its own changes.
+
+A batch that cannot be written (disk full, lock held past the busy timeout, damaged file) is
+rolled back whole and every caller waiting on it gets the `StoreError` that names the file;
+what earlier batches committed stays. `$ORCHESTRATOR_MAX_PAGES` (or `max_pages`) caps the
+file's size in pages, which lets the tests make the disk "full" at a chosen point.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from orchestrator_tui.store.database import BUSY_TIMEOUT_MS, describe
+from orchestrator_tui.core.errors import StoreError
+from orchestrator_tui.store.database import busy_timeout_ms, describe
 
 T = TypeVar("T")
 Params = Sequence[Any]
 Call = Callable[[sqlite3.Connection], Any]
 Op = tuple[str, Params] | tuple[Call, "asyncio.Future[Any]"]
+MAX_PAGES_ENV = "ORCHESTRATOR_MAX_PAGES"
+
+
+def max_pages_from_env() -> int | None:
+    """The page cap of `$ORCHESTRATOR_MAX_PAGES` (a whole number), or None when unset."""
+    raw = os.environ.get(MAX_PAGES_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise StoreError(f"{MAX_PAGES_ENV} must be a whole number of pages, not {raw!r}")
+    return int(raw)
 
 
 class Writer:
     """Serialises every write of the engine through one connection, in group commits."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_pages: int | None = None) -> None:
         self._path = path
+        self._max_pages = max_pages if max_pages is not None else max_pages_from_env()
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
@@ -55,13 +74,20 @@ class Writer:
         self._task = loop.create_task(self._loop(), name="db-writer")
 
     def _open(self) -> None:
+        timeout_ms = busy_timeout_ms()
         try:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                                   timeout=timeout_ms / 1000)
+        except sqlite3.Error as error:
+            raise describe(error, self._path) from error
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            if self._max_pages is not None:
+                conn.execute(f"PRAGMA max_page_count = {self._max_pages}")
         except sqlite3.Error as error:
+            conn.close()
             raise describe(error, self._path) from error
         self._conn = conn
 
@@ -101,17 +127,23 @@ class Writer:
         return await result
 
     async def close(self) -> None:
-        """Commit what is queued, stop the loop and close the connection."""
-        if self._task is not None:
-            await self.commit()
-            self._closing = True
-            self._wake.set()
-            await self._task
-            self._task = None
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
-        self._thread.shutdown(wait=True)
+        """Commit what is queued, stop the loop and close the connection.
+
+        The connection is closed even when that last commit fails; its error is raised then.
+        """
+        try:
+            if self._task is not None:
+                await self.commit()
+        finally:
+            if self._task is not None:
+                self._closing = True
+                self._wake.set()
+                await self._task
+                self._task = None
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
+            self._thread.shutdown(wait=True)
 
     def _transaction(self, ops: list[Op]) -> list[tuple[asyncio.Future[Any], Any]]:
         """Run `ops` in one `BEGIN IMMEDIATE` transaction and commit it."""
