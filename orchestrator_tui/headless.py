@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -23,6 +24,7 @@ from orchestrator_tui.core.states import SessionState
 from orchestrator_tui.engine.agent_state import archived_agents
 from orchestrator_tui.engine.events import Control, Snapshot
 from orchestrator_tui.engine.execution import Execution
+from orchestrator_tui.engine.isolation import Branch
 from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.store import queries
@@ -52,15 +54,18 @@ async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -
                                    console=err)
         tasks = await queries.session_tasks(engine.reader, execution.session_id)
         session = await queries.find_session(engine.reader, execution.session_id)
+    branches = await isolated_branches(execution)
     rank = {task_id: i for i, task_id in enumerate(plan.order)}
     rows = [_task_row(t) for t in sorted(tasks, key=lambda t: rank.get(t.id, 0))]
     duration = (session.finished_at or time.time()) - session.created_at
     if args.json:
         summary = {"session": session.id, "intent": session.intent, "state": final,
-                   "seconds": round(duration, 3), "tasks": rows, "log": list(execution.log)}
+                   "seconds": round(duration, 3), "tasks": rows, "log": list(execution.log),
+                   "branches": [dataclasses.asdict(branch) for branch in branches]}
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_summary(Console(), session.id, final, duration, rows, list(execution.log))
+        _print_branches(Console(), branches)
         if args.show_output:
             await _print_outputs(db_path, session.id)
     return EXIT_CODES.get(final, 1)
@@ -127,6 +132,22 @@ def _print_summary(console: Console, session_id: str, final: str, duration: floa
     for line in log:
         if "nothing can run" in line:
             console.print(line)
+
+
+async def isolated_branches(execution: Execution) -> list[Branch]:
+    """The branches the session's isolated agents left (none without isolation)."""
+    worktrees = execution.jobs.worktrees
+    return [] if worktrees is None else await asyncio.to_thread(worktrees.branches)
+
+
+def _print_branches(console: Console, branches: list[Branch]) -> None:
+    if not branches:
+        return
+    console.print("Branches left by isolated agents; nothing was merged. Review each with "
+                  "`git diff HEAD...BRANCH`, merge with `git merge BRANCH`:")
+    for branch in branches:
+        files = ", ".join(branch.files[:5]) + (" …" if len(branch.files) > 5 else "")
+        console.print(f"  {branch.name}: {branch.commits} commit(s); {files or 'no changes'}")
 
 
 async def _print_outputs(db_path: Path, session_id: str) -> None:

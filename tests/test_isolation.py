@@ -69,3 +69,33 @@ def test_names_become_safe_components(repo: Path) -> None:
 def test_outside_a_repository_the_error_says_what_is_needed(tmp_path: Path) -> None:
     with pytest.raises(IsolationError, match="needs a git repository with at least one commit"):
         Worktrees(tmp_path, "s").prepare("t")
+
+
+def test_orchestrator_run_isolates_an_agent_and_lists_its_branch(repo: Path) -> None:
+    import json
+    import os
+    import sys
+
+    agents = repo / ".claude" / "agents"
+    agents.mkdir(parents=True)
+    code = "import pathlib, sys; pathlib.Path(sys.argv[1], 'fixed.txt').write_text('done')"
+    (agents / "fixer.md").write_text(
+        "---\nname: fixer\ndescription: writes a fix\nisolation: worktree\n"
+        f"command: {json.dumps([sys.executable, '-c', code, '{workspace}'])}\n---\nFix it.\n")
+    (repo / "flow.yaml").write_text("intents:\n  fix:\n    tasks:\n      - id: fix\n"
+                                    "        agent: fixer\n")
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_DB"}
+    run = [sys.executable, "-m", "orchestrator_tui", "run", "fix", "--workflow", "flow.yaml"]
+    out = subprocess.run([*run, "--json"], cwd=repo, capture_output=True, text=True,
+                         env=env, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    [branch] = summary["branches"]
+    assert branch["files"] == ["fixed.txt"] and branch["name"].endswith("/fix")
+    assert "[branch orchestrator/" in summary["tasks"][0]["result"]
+    assert not (repo / "fixed.txt").exists()
+    assert git(repo, "show", f"{branch['name']}:fixed.txt") == "done"
+    assert git(repo, "status", "--porcelain") == "?? .claude/\n?? flow.yaml\n"
+    text = subprocess.run(run, cwd=repo, capture_output=True, text=True, env=env,
+                          timeout=120, check=False).stdout
+    assert "nothing was merged" in text and branch["name"] in text

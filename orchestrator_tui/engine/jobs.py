@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -14,10 +15,12 @@ from orchestrator_tui.core.errors import WorkflowError
 from orchestrator_tui.core.models import TaskSpec
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.engine import backends
+from orchestrator_tui.engine.isolation import IsolationError, Worktrees
 from orchestrator_tui.engine.registry import AgentSpec, Registry
 from orchestrator_tui.engine.runners import agent_events
 from orchestrator_tui.engine.runners.base import Job, Runner
 from orchestrator_tui.engine.runners.command import CommandRunner
+from orchestrator_tui.engine.runners.isolated import IsolatedRunner
 from orchestrator_tui.engine.runners.python import PythonRunner
 from orchestrator_tui.engine.runners.stream import AgentCall, StreamRunner
 
@@ -73,6 +76,8 @@ class JobFactory:
             "ORCHESTRATOR_WORKSPACE": str(workspace),
         }
         self._bindings: dict[str, Binding] = {}
+        self.worktrees: Worktrees | None = None
+        """The worktrees of isolated agents' tasks, once one is bound."""
 
     def bind_all(self, plan: Plan) -> None:
         """Bind every task, so a plan that cannot run fails before anything starts.
@@ -103,7 +108,23 @@ class JobFactory:
         return self._bind_agent(task, agent, intent)
 
     def _bind_agent(self, task: TaskSpec, agent: AgentSpec, intent: str) -> Binding:
-        """Bind an agent's task to the runner `backends.choose` picks for it."""
+        """Bind an agent's task to the runner `backends.choose` picks for it, in its own
+        worktree when the agent asks for `isolation: worktree`."""
+        if agent.isolation != "worktree":
+            return self._bind_runner(task, agent, intent, self.workspace)
+        if self.worktrees is None:
+            self.worktrees = Worktrees(self.workspace, self.session_id)
+        try:
+            folder = self.worktrees.path(task.id)
+        except IsolationError as error:
+            raise WorkflowError(f"agent {agent.name!r} ({agent.path}): {error}",
+                                intent=intent, task=task.id) from error
+        binding = self._bind_runner(task, agent, intent, folder)
+        return dataclasses.replace(binding, runner=IsolatedRunner(binding.runner,
+                                                                  self.worktrees))
+
+    def _bind_runner(self, task: TaskSpec, agent: AgentSpec, intent: str,
+                     workspace: Path) -> Binding:
         choice = backends.choose(agent, self.settings, self._which)
         idempotent = task.idempotent and agent.idempotent
         if choice.runner is None:
@@ -114,7 +135,7 @@ class JobFactory:
                            idempotent=idempotent)
         if choice.runner == "command":
             assert agent.command is not None
-            return Binding(self.commands, argv=self._fill(agent.command, task.id),
+            return Binding(self.commands, argv=self._fill(agent.command, task.id, workspace),
                            idempotent=idempotent)
         if len(agent.body.encode()) > backends.PROMPT_LIMIT:
             raise WorkflowError(f"agent {agent.name!r} ({agent.path}): its instructions are "
@@ -155,9 +176,10 @@ class JobFactory:
         if self.listener is not None:
             self.listener(task_id, attempt, runner, event)
 
-    def _fill(self, argv: tuple[str, ...], task_id: str) -> tuple[str, ...]:
+    def _fill(self, argv: tuple[str, ...], task_id: str,
+              workspace: Path | None = None) -> tuple[str, ...]:
         """Fill the placeholders of an argv template; each item stays one argument."""
-        values = {"{workspace}": str(self.workspace), "{python}": sys.executable,
+        values = {"{workspace}": str(workspace or self.workspace), "{python}": sys.executable,
                   "{intent}": self.intent, "{task}": task_id, "{session}": self.session_id}
         filled = []
         for template in argv:
