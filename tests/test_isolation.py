@@ -98,4 +98,5 @@ def test_orchestrator_run_isolates_an_agent_and_lists_its_branch(repo: Path) -> 
     assert git(repo, "status", "--porcelain") == "?? .claude/\n?? flow.yaml\n"
     text = subprocess.run(run, cwd=repo, capture_output=True, text=True, env=env,
                           timeout=120, check=False).stdout
-    assert "nothing was merged" in text and branch["name"] in text
+    assert "Branches left by isolated agents" in text
+    assert "/fix: 1 commit(s); fixed.txt" in text  # the second session's own branch
