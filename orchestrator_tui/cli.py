@@ -109,6 +109,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from orchestrator_tui.headless import run_intent
 
         return asyncio.run(run_intent(args, workspace, db_path))
+    if args.group == "resume":
+        from orchestrator_tui.headless import resume_session
+
+        return asyncio.run(resume_session(args, workspace, db_path))
     context = commands.CommandContext(db_path=db_path, workspace=workspace,
                                       agent_dirs=tuple(args.agents_dir or ()))
     result = asyncio.run(commands.execute(args, context))

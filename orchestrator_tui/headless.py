@@ -25,6 +25,7 @@ from orchestrator_tui.engine.agent_state import archived_agents
 from orchestrator_tui.engine.events import Control, Snapshot
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.isolation import Branch
+from orchestrator_tui.engine.registry import load_registry
 from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.store import queries
@@ -41,19 +42,55 @@ async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -
     archived = await archived_agents(db_path)
     plan, registry, source = load_plan(args.intent, args.workflow, workspace,
                                        args.agents_dir or [], archived)
-    err = Console(stderr=True)
     async with await Engine.open(db_path) as engine:
         execution = await engine.start(SessionRequest(
             plan=plan, workspace=workspace, workflow=source, parallel_limit=args.parallel,
             registry=registry))
+        return await _drive(engine, execution, args, db_path)
+
+
+async def resume_session(args: argparse.Namespace, workspace: Path, db_path: Path) -> int:
+    """`orchestrator resume`: tell a live engine to continue its paused session, or, when no
+    engine runs the session any more, recover it and run it to its end here (exit codes as
+    `orchestrator run`)."""
+    from orchestrator_tui.engine import control, recovery
+    from orchestrator_tui.store.database import connect
+
+    conn = await connect(db_path, create=False)
+    try:
+        session = await queries.find_session(conn, args.session,
+                                             active_only=args.session is None)
+        if await control.session_engine_alive(conn, session):
+            answer = await control.send(conn, session, "resume")
+            outcome = answer.outcome or ""
+            print(json.dumps({"session": session.id, "action": "resume", "outcome": outcome})
+                  if args.json else f"session {session.id}: {outcome}")
+            return 1 if outcome.startswith(("refused", "not ")) else 0
+        session = await recovery.find_orphan(conn, session.id)
+    finally:
+        await conn.close()
+    archived = await archived_agents(db_path)
+    registry = load_registry(Path(session.workspace), args.agents_dir or [], archived)
+    async with await Engine.open(db_path) as engine:
+        execution, settled = await engine.recover(session, registry)
         if not args.json:
-            width = min(execution.parallel_limit, plan.intent.max_concurrent or len(plan) or 1)
-            err.print(f"[bold]{execution.session_id}[/]: {plan.intent.name} — {len(plan)} tasks,"
-                      f" up to {width} at once; database {db_path}")
-        final = await _run_watched(engine, execution, live=err.is_terminal and not args.json,
-                                   console=err)
-        tasks = await queries.session_tasks(engine.reader, execution.session_id)
-        session = await queries.find_session(engine.reader, execution.session_id)
+            Console(stderr=True).print(settled.summary())
+        return await _drive(engine, execution, args, db_path)
+
+
+async def _drive(engine: Engine, execution: Execution, args: argparse.Namespace,
+                 db_path: Path) -> int:
+    """Run a started or recovered session with live progress, then print its summary."""
+    plan = execution.plan
+    err = Console(stderr=True)
+    if not args.json:
+        width = min(execution.parallel_limit, plan.intent.max_concurrent or len(plan) or 1)
+        err.print(f"[bold]{execution.session_id}[/]: {plan.intent.name} — {len(plan)} tasks,"
+                  f" up to {width} at once; database {db_path}")
+    final = await _run_watched(engine, execution, live=err.is_terminal and not args.json,
+                               console=err)
+    tasks = await queries.session_tasks(engine.reader, execution.session_id)
+    session = await queries.find_session(engine.reader, execution.session_id)
     branches = await isolated_branches(execution)
     rank = {task_id: i for i, task_id in enumerate(plan.order)}
     rows = [_task_row(t) for t in sorted(tasks, key=lambda t: rank.get(t.id, 0))]
@@ -66,7 +103,7 @@ async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -
     else:
         _print_summary(Console(), session.id, final, duration, rows, list(execution.log))
         _print_branches(Console(), branches)
-        if args.show_output:
+        if getattr(args, "show_output", False):
             await _print_outputs(db_path, session.id)
     return EXIT_CODES.get(final, 1)
 

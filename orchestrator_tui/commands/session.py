@@ -46,6 +46,15 @@ def add_session_parsers(subparsers: Any) -> None:
     graph = par_sub.add_parser("show-graph", help="the plan's DAG by levels")
     graph.add_argument("session", nargs="?", help="session id or prefix")
 
+    task = subparsers.add_parser("task", help="decide on an interrupted task: retry or skip")
+    task_sub = task.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (("retry", "run an interrupted task again"),
+                       ("skip", "skip an interrupted task (and the tasks that need it)")):
+        decide = task_sub.add_parser(name, help=text)
+        decide.add_argument("task", help="the task's id")
+        decide.add_argument("session", nargs="?", help="session id or prefix (default: latest "
+                                                       "active)")
+
     for name, text in (("pause", "pause a running session (stops its agent processes)"),
                        ("resume", "continue a paused session"),
                        ("abort", "stop a session and every agent process it started")):
@@ -142,3 +151,30 @@ async def _control(conn: aiosqlite.Connection, args: argparse.Namespace) -> Comm
 
 for _action in ("pause", "resume", "abort"):
     command(_action)(lambda conn, args, context: _control(conn, args))
+
+
+async def _decide(conn: aiosqlite.Connection, args: argparse.Namespace,
+                  context: CommandContext) -> CommandResult:
+    session = await queries.find_session(conn, args.session, active_only=args.session is None)
+    states = {t.id: t.state for t in await queries.session_tasks(conn, session.id)}
+    if args.task not in states:
+        raise CommandError(f"session {session.id} has no task {args.task!r}")
+    alive = await control.session_engine_alive(conn, session)
+    # With its engine gone, a task still marked running was interrupted by the crash.
+    if states[args.task] != "interrupted" and (alive or states[args.task] not in (
+            "running", "paused")):
+        raise CommandError(f"task {args.task} of session {session.id} is {states[args.task]}; "
+                           "only interrupted tasks wait for a decision")
+    if alive:
+        outcome = (await control.send(conn, session, args.action, args.task)).outcome or ""
+    else:
+        await control.queue(conn, session, args.action, args.task)
+        outcome = (f"{args.task}: {args.action} recorded; `orchestrator resume {session.id}` "
+                   "carries the session on")
+    return CommandResult(f"session {session.id}: {outcome}",
+                         {"session": session.id, "task": args.task, "action": args.action,
+                          "outcome": outcome}, not outcome.startswith("refused"))
+
+
+for _decision in control.DECISIONS:
+    command("task", _decision)(_decide)

@@ -21,7 +21,9 @@ from orchestrator_tui.engine.processes import signal_group
 from orchestrator_tui.store import queries, records
 from orchestrator_tui.store.queries import ControlRow, SessionRow
 
-ACTIONS = ("pause", "resume", "abort", "set-limit")
+ACTIONS = ("pause", "resume", "abort", "set-limit", "retry", "skip")
+DECISIONS = ("retry", "skip")
+"""Decisions on an interrupted task; kept for the next engine when none runs the session."""
 
 
 def engine_alive(row: queries.EngineRow | None) -> bool:
@@ -57,18 +59,7 @@ async def send(conn: aiosqlite.Connection, session: SessionRow, action: str,
         raise OrchestratorError(
             f"no engine is running session {session.id} (state {session.state}); "
             "`orchestrator resume` carries it on, `orchestrator abort` ends it")
-    now = time.time()
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        cursor = await conn.execute(
-            "INSERT INTO control (session_id, action, argument, requested_at) VALUES (?,?,?,?)",
-            (session.id, action, argument, now))
-        control_id = cursor.lastrowid
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
-    assert control_id is not None
+    control_id = await queue(conn, session, action, argument)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         row = await queries.control(conn, control_id)
@@ -77,6 +68,23 @@ async def send(conn: aiosqlite.Connection, session: SessionRow, action: str,
         await asyncio.sleep(0.05)
     raise OrchestratorError(f"the engine of session {session.id} did not answer within "
                             f"{wait:g} s; the request stays queued (id {control_id})")
+
+
+async def queue(conn: aiosqlite.Connection, session: SessionRow, action: str,
+                argument: str | None = None) -> int:
+    """Record a request for the engine of `session` (now or, for decisions, the next one)."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = await conn.execute(
+            "INSERT INTO control (session_id, action, argument, requested_at) VALUES (?,?,?,?)",
+            (session.id, action, argument, time.time()))
+        control_id = cursor.lastrowid
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    assert control_id is not None
+    return control_id
 
 
 async def abort_orphaned(conn: aiosqlite.Connection, session: SessionRow) -> str:

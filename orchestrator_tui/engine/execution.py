@@ -273,6 +273,8 @@ class Execution(AttemptLauncher):
                 if attempt.handle is not None:
                     self._launch_terminate(watcher_tid, attempt.handle)
             return f"aborting; {len(self._running)} running task(s) terminated"
+        if action in ("retry", "skip"):
+            return self._decide(action, event.argument or "", now)
         if action == "set-limit":
             try:
                 limit = int(event.argument or "")
@@ -296,6 +298,9 @@ class Execution(AttemptLauncher):
             return None  # paused, or the next dispatch starts what is ready
         if all(state in DONE_TASK_STATES for state in self.states.values()):
             return S.FAILED if self._failures or self.counts.get(T.FAILED) else S.COMPLETED
+        if self.counts.get(T.INTERRUPTED):
+            self._await_decisions()
+            return None
         blocked = [tid for tid, state in self.states.items() if state not in DONE_TASK_STATES]
         self.record.note("nothing can run, nothing is running, work remains: "
                   + ", ".join(blocked[:20]))
@@ -318,6 +323,37 @@ class Execution(AttemptLauncher):
         self._set_session(final, reason, now)
         await self._commit()
         return final
+
+    # ----- decisions on interrupted tasks ------------------------------------------------
+
+    def _await_decisions(self) -> None:
+        """Nothing else can run: pause until the user decides on the interrupted tasks."""
+        if self._paused:
+            return
+        waiting = [tid for tid, state in self.states.items() if state == T.INTERRUPTED]
+        self._paused = True
+        self._set_session(S.PAUSED, f"waiting for your decision on interrupted task(s) "
+                                    f"{', '.join(waiting[:10])}: retry or skip each "
+                                    "(`orchestrator task retry|skip TASK`), or abort",
+                          time.time())
+
+    def _decide(self, action: str, tid: str, now: float) -> str:
+        """The user's decision on an interrupted task: run it again, or skip it."""
+        if self.states.get(tid) != T.INTERRUPTED:
+            state = self.states.get(tid)
+            return f"refused: task {tid!r} is {state or 'unknown'}, not interrupted"
+        if action == "retry":
+            self.record.set_task(tid, T.READY, "retry decided by the user", now)
+            if self._waiting[tid] == 0:
+                self._push(tid)
+        else:
+            self.record.set_task(tid, T.SKIPPED, "skip decided by the user", now)
+            self._skip_dependents(tid, now)
+        if self._paused and self.session_state == S.PAUSED and \
+                (action == "retry" or not self.counts.get(T.INTERRUPTED)):
+            self._paused = False
+            self._set_session(S.EXECUTING, f"{action} of {tid} decided by the user", now)
+        return f"{tid}: {'will run again' if action == 'retry' else 'skipped'}"
 
     # ----- bookkeeping -------------------------------------------------------------------
 

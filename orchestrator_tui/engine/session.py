@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 import uuid
@@ -19,11 +20,13 @@ from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.processes import process_start_time
+from orchestrator_tui.engine.recovery import Settled, leftover_pids, settle, stop_leftovers
 from orchestrator_tui.engine.registry import Registry
 from orchestrator_tui.store import queries, records
 from orchestrator_tui.store.backup import DEFAULT_EVERY_MINUTES, DEFAULT_KEEP, auto_backup
 from orchestrator_tui.store.database import connect
 from orchestrator_tui.store.integrity import check_file
+from orchestrator_tui.store.queries import SessionRow
 from orchestrator_tui.store.writer import Writer
 
 DEFAULT_PARALLEL_LIMIT = 4
@@ -154,6 +157,34 @@ class Engine:
                               parallel_limit=limit, boot_id=self.boot_id)
         self.executions[session_id] = execution
         return execution
+
+    async def recover(self, session: SessionRow, registry: Registry | None, *,
+                      keep_paused: bool = False) -> tuple[Execution, Settled]:
+        """Take over a session whose engine is gone (see `engine.recovery`), ready to run.
+
+        `keep_paused`: a session that was PAUSED stays paused (the app brings it back as it
+        was); otherwise it carries on.
+        """
+        stopped = await asyncio.to_thread(stop_leftovers,
+                                          await leftover_pids(self.reader, session.id))
+        settled = await self.writer.call(functools.partial(
+            settle, session=session, boot_id=self.boot_id, keep_paused=keep_paused))
+        settled.stopped = stopped
+        plan = settled.plan
+        jobs = JobFactory(session_id=session.id, intent=plan.intent.name,
+                          workspace=Path(session.workspace), db_path=self.db_path,
+                          registry=registry, settings=await queries.settings(self.reader))
+        jobs.bind_all(plan)
+        paused = keep_paused and session.state == SessionState.PAUSED
+        state = SessionState.PAUSED if paused else SessionState.PLANNING \
+            if session.state == SessionState.PLANNING else SessionState.RECOVERING
+        execution = Execution(session_id=session.id, plan=plan, writer=self.writer, jobs=jobs,
+                              parallel_limit=session.parallel_limit, session_state=state,
+                              task_states=settled.states, attempts=settled.attempts,
+                              boot_id=self.boot_id)
+        execution.record.note(settled.summary())
+        self.executions[session.id] = execution
+        return execution, settled
 
     async def run(self, execution: Execution) -> SessionState:
         """Run a session to its end, obeying control requests from other processes."""
