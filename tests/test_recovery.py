@@ -57,7 +57,7 @@ def kill_engine_when(runner: subprocess.Popen[str], condition) -> list[int]:  # 
 def test_resume_after_kill_runs_each_task_to_completion_once(
         cli: Run, workspace: Path, db_path: Path) -> None:
     ledger = workspace / "ledger.txt"
-    flow = ledger_workflow(workspace, ledger, 8)
+    flow = ledger_workflow(workspace, ledger, 6, seconds=1.5)
     runner = subprocess.Popen([*CLI, "run", "ledger", "--workflow", str(flow), "--parallel",
                                "2"], cwd=workspace, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, text=True)
@@ -89,7 +89,7 @@ def test_a_task_that_is_not_idempotent_waits_for_a_decision(
     runner = subprocess.Popen([*CLI, "run", "ledger", "--workflow", str(flow)],
                               cwd=workspace, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, text=True)
-    kill_engine_when(runner, lambda: ledger.exists())
+    kill_engine_when(runner, ledger.exists)
     decided = cli("task", "skip", "t0")
     assert "skip recorded" in decided.stdout, decided.stderr
     out = cli("resume", "--json")

@@ -11,7 +11,9 @@ take it over.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -100,21 +102,35 @@ async def leftover_pids(conn: aiosqlite.Connection,
         return [(int(pid), started) for pid, started in await cursor.fetchall()]
 
 
-def stop_leftovers(pids: list[tuple[int, float | None]]) -> int:
-    """SIGKILL the process groups of agent processes that outlived their engine; wait until
-    they are gone. Only processes whose start time matches the recorded one are touched."""
-    stopped = []
+def stop_leftovers(session_id: str, pids: list[tuple[int, float | None]]) -> int:
+    """SIGKILL the agent processes of `session_id` that outlived their engine, and wait
+    until they are gone.
+
+    They are found two ways: by the pid and start time their attempts recorded, and by the
+    `ORCHESTRATOR_SESSION` variable every agent process (and its children) inherits, which
+    also finds a process whose pid the dead engine had no time to record.
+    """
+    found: dict[int, psutil.Process] = {}
     for pid, started in pids:
         try:
             proc = psutil.Process(pid)
-            if started is not None and abs(proc.create_time() - started) >= 1.0:
-                continue  # the pid was reused by an unrelated process
+            if started is None or abs(proc.create_time() - started) < 1.0:
+                found[pid] = proc
         except psutil.Error:
             continue
-        if signal_group(pid, signal.SIGKILL):
-            stopped.append(proc)
-    psutil.wait_procs(stopped, timeout=LEFTOVER_WAIT)
-    return len(stopped)
+    me = os.getpid()
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != me and proc.environ().get("ORCHESTRATOR_SESSION") == session_id:
+                found[proc.pid] = proc
+        except psutil.Error:
+            continue
+    for pid in found:
+        if not signal_group(pid, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    psutil.wait_procs(list(found.values()), timeout=LEFTOVER_WAIT)
+    return len(found)
 
 
 def settle(conn: sqlite3.Connection, session: SessionRow, boot_id: str, *,

@@ -165,7 +165,7 @@ class Engine:
         `keep_paused`: a session that was PAUSED stays paused (the app brings it back as it
         was); otherwise it carries on.
         """
-        stopped = await asyncio.to_thread(stop_leftovers,
+        stopped = await asyncio.to_thread(stop_leftovers, session.id,
                                           await leftover_pids(self.reader, session.id))
         settled = await self.writer.call(functools.partial(
             settle, session=session, boot_id=self.boot_id, keep_paused=keep_paused))
