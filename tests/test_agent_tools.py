@@ -342,3 +342,13 @@ def test_default_workflow_has_the_eight_intents() -> None:
     assert phases[1]["depends_on"] == ["planning"]
     assert phases[2]["agents"] == ["validator-test-runner", "security-scout"]
     assert phases[2]["depends_on"] == ["implementation"]
+
+
+def test_security_scout_follows_a_yaml_loader_through_an_assignment(tmp_path: Path) -> None:
+    (tmp_path / "safe.py").write_text(
+        "import yaml\nLOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)\n"
+        "data = yaml.load('a: 1', Loader=LOADER)\n")
+    (tmp_path / "unsafe.py").write_text(
+        "import yaml\nLOADER = yaml.Loader\ndata = yaml.load('a: 1', Loader=LOADER)\n")
+    report = json.loads(run_tool("security_scout", tmp_path, "--json").stdout)
+    assert located(report, "yaml-load") == {("unsafe.py", 3)}

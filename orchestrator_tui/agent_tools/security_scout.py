@@ -155,6 +155,10 @@ class RiskyCalls(ast.NodeVisitor):
         self.aliases = import_aliases(tree)
         self.classes = {node.name: [ast.unparse(b) for b in node.bases]
                         for node in tree.body if isinstance(node, ast.ClassDef)}
+        # `LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)` and the like
+        self.classes.update({target.id: [ast.unparse(node.value)]
+                             for node in tree.body if isinstance(node, ast.Assign)
+                             for target in node.targets if isinstance(target, ast.Name)})
         self.in_tests = is_test_path(rel)
 
     def safe_loader(self, name: str, depth: int = 0) -> bool:
