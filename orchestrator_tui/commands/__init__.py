@@ -4,7 +4,14 @@ Each module of this package adds one group of commands; importing the package re
 and `ORDER` is the order in which help and completion list them.
 """
 
-from orchestrator_tui.commands import agents, checkpoint, database, doctor, session
+from orchestrator_tui.commands import (
+    agents,
+    checkpoint,
+    database,
+    doctor,
+    session,
+    settings,
+)
 from orchestrator_tui.commands.grammar import (
     PARSERS,
     CommandContext,
@@ -17,7 +24,7 @@ from orchestrator_tui.commands.grammar import (
     slash_parser,
 )
 
-ORDER = (session, checkpoint, agents, database, doctor)
+ORDER = (session, checkpoint, agents, settings, database, doctor)
 PARSERS.sort(key=lambda adder: [module.__name__ for module in ORDER].index(adder.__module__))
 
 __all__ = ["CommandContext", "CommandError", "CommandResult", "add_command_parsers", "execute",

@@ -26,8 +26,8 @@ def test_the_grammar_is_read_from_the_parser() -> None:
     assert lines["parallel set-limit"].needs_argument
     assert lines["parallel set-limit"].usage == "/parallel set-limit LIMIT"
     assert not lines["parallel status"].needs_argument
-    assert completions(()) == ["state", "parallel", "pause", "resume", "abort", "checkpoint",
-                              "agent", "db", "doctor"]
+    assert completions(()) == ["state", "parallel", "task", "pause", "resume", "abort",
+                              "checkpoint", "agent", "settings", "db", "doctor"]
     assert completions(("parallel",)) == ["status", "set-limit", "show-graph"]
 
 
