@@ -44,7 +44,7 @@ from orchestrator_tui.engine.snapshots import (
     restore_snapshot,
     take_snapshot,
 )
-from orchestrator_tui.store import queries
+from orchestrator_tui.store import crashpoints, queries
 from orchestrator_tui.store.database import connect
 from orchestrator_tui.store.queries import CheckpointRow, SessionRow
 from orchestrator_tui.store.records import INSERT_TRANSITION, to_json
@@ -211,6 +211,7 @@ async def _create(conn: aiosqlite.Connection, db_path: Path, workspace: Path,
         take_snapshot, workspace, checkpoint_id,
         message=f"orchestrator checkpoint {checkpoint_id}: {name}",
         max_bytes=await _max_bytes(conn), protect=_protected(db_path))
+    crashpoints.reached("checkpoint")
     state["files"] = snapshot.files
     row = CheckpointRow(checkpoint_id, session.id if session else None, name, snapshot.kind,
                         snapshot.ref, to_json(state), reason, undo_of, snapshot.size_bytes,

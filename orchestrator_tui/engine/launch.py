@@ -23,6 +23,7 @@ from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.record import SessionRecord
 from orchestrator_tui.engine.runners import agent_events
 from orchestrator_tui.engine.runners.base import Handle, Job, Outcome, Runner
+from orchestrator_tui.store import crashpoints
 from orchestrator_tui.store.writer import Writer
 
 PROCESS_START_DELAY = 0.05
@@ -66,7 +67,7 @@ class AttemptLauncher:
             else:
                 later.append((tid, attempt, runner, job))
         for runner, batch in commands.items():
-            launch = functools.partial(runner.launch_all, [job for _, _, job in batch])
+            launch = functools.partial(launch_batch, runner, [job for _, _, job in batch])
             spawned = asyncio.ensure_future(self.writer.commit_then(launch))
             spawned.add_done_callback(functools.partial(self._spawned, runner, batch))
         if later:
@@ -169,6 +170,15 @@ class AttemptLauncher:
 
     def _launch_terminate(self, tid: str, handle: Handle) -> None:
         self._track(handle.terminate(self.grace), f"terminate {tid}")
+
+
+def launch_batch(runner: Any, jobs: list[Job]) -> list[Any]:
+    """In the writer's thread, right after the commit of their `running` rows: start the
+    commands of a batch (the crash points `claimed` and `started` are on either side)."""
+    crashpoints.reached("claimed")
+    started: list[Any] = runner.launch_all(jobs)
+    crashpoints.reached("started")
+    return started
 
 
 def start_error(error: Exception) -> str:

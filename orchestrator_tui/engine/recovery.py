@@ -129,8 +129,27 @@ def stop_leftovers(session_id: str, pids: list[tuple[int, float | None]]) -> int
         if not signal_group(pid, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    psutil.wait_procs(list(found.values()), timeout=LEFTOVER_WAIT)
+    wait_gone(list(found.values()), LEFTOVER_WAIT)
     return len(found)
+
+
+def wait_gone(procs: list[psutil.Process], timeout: float) -> None:
+    """Wait until every process has ended. A zombie counts as ended: it runs no more, and
+    an orphan's zombie waits on whichever process reaps orphans, which may be slow."""
+    deadline = time.monotonic() + timeout
+    while procs and time.monotonic() < deadline:
+        procs = [proc for proc in procs if not _ended(proc)]
+        if procs:
+            time.sleep(0.01)
+
+
+def _ended(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
 
 
 def settle(conn: sqlite3.Connection, session: SessionRow, boot_id: str, *,
@@ -163,11 +182,15 @@ def settle(conn: sqlite3.Connection, session: SessionRow, boot_id: str, *,
                  "stopped' WHERE session_id = ? AND handled_at IS NULL AND action NOT IN "
                  "('retry', 'skip')", (now, session.id))
     settled.lost = sorted(open_attempts)
+    # Attempt numbers go on from the highest recorded anywhere, so a new attempt never
+    # takes the number (and the row) of one the old engine started.
+    numbered = dict(conn.execute("SELECT task_id, max(attempt) FROM attempts WHERE "
+                                 "session_id = ? GROUP BY task_id", (session.id,)).fetchall())
     for task_id, state, attempts, idempotent in conn.execute(
             "SELECT id, state, attempts, idempotent FROM tasks WHERE session_id = ?",
             (session.id,)).fetchall():
         current = TaskState(state)
-        settled.attempts[task_id] = attempts
+        settled.attempts[task_id] = max(attempts, numbered.get(task_id) or 0)
         target = _after_crash(current, bool(idempotent))
         if target is not None:
             check_task(task_id, current, target)

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiosqlite
 
 from orchestrator_tui.core.errors import StoreError
+from orchestrator_tui.store import crashpoints
 from orchestrator_tui.store.files import backup_files, command_line, header_problem, open_by
 from orchestrator_tui.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -269,6 +270,7 @@ async def migrate(conn: aiosqlite.Connection, path: Path) -> None:
             for statement in split_statements(MIGRATIONS[number]):
                 await conn.execute(statement)
             await conn.execute(f"PRAGMA user_version = {number + 1}")
+        crashpoints.reached("migration")
         await conn.execute("COMMIT")
     except BaseException:
         await conn.execute("ROLLBACK")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator_tui.core.errors import StoreError
+from orchestrator_tui.store import crashpoints
 from orchestrator_tui.store.database import busy_timeout_ms, describe
 
 T = TypeVar("T")
@@ -176,6 +177,7 @@ class Writer:
                     continue
                 conn.execute("RELEASE call")
                 outcomes.append((future, value))
+            crashpoints.reached("commit")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
