@@ -167,7 +167,7 @@ def _print_summary(console: Console, session_id: str, final: str, duration: floa
     if len(rows) > 200:
         console.print(f"… and {len(rows) - 200} more tasks (`orchestrator parallel status`)")
     for line in log:
-        if "nothing can run" in line:
+        if "nothing can run" in line or line.startswith("recovery:"):
             console.print(line)
 
 

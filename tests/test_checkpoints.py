@@ -104,16 +104,13 @@ def test_restore_transitions_exist_only_for_restores() -> None:
 async def test_rollback_restores_the_checkpoint_of_the_failed_phase(workspace: Path,
                                                                     db_path: Path) -> None:
     make_repo(workspace)
-    db = str(db_path)
     tasks = (
         TaskSpec(id="one", python=f"{HERE}:write_note", phase="one",
                  args={"file": "one.txt", "text": "phase one\n"}),
-        TaskSpec(id="boundary", python=f"{HERE}:phase_boundary", depends_on=("one",),
-                 args={"db": db, "phase": "two"}),
-        TaskSpec(id="two-a", python=f"{HERE}:write_note", phase="two", depends_on=("boundary",),
+        TaskSpec(id="two-a", python=f"{HERE}:write_note", phase="two", depends_on=("one",),
                  args={"file": "two.txt", "text": "phase two\n"}),
         TaskSpec(id="two-b", python="tests.helpers:explode", phase="two",
-                 depends_on=("boundary",)),
+                 depends_on=("one",)),
         TaskSpec(id="three", python=f"{HERE}:write_note", depends_on=("two-a", "two-b"),
                  args={"file": "three.txt", "text": "never\n"}),
     )
@@ -121,14 +118,14 @@ async def test_rollback_restores_the_checkpoint_of_the_failed_phase(workspace: P
         execution = await engine.start(SessionRequest(
             plan=Plan(IntentSpec(name="phased", tasks=tasks)), workspace=workspace,
             workflow="phased", parallel_limit=2))
-        first = await create_checkpoint(db_path, workspace, execution.session_id, "one",
-                                        "phase one begins")
-        assert await engine.run(execution) == SessionState.FAILED
+        assert await engine.run(execution) == SessionState.FAILED  # checkpoints of its own
     sid = execution.session_id
     await create_checkpoint(db_path, workspace, sid, "after", "created by the user")
     await create_checkpoint(db_path, workspace, sid, "late", "phase late, after the failure")
     rows = await list_checkpoints(db_path, sid)
-    assert [row.name for row in rows] == ["one", "two", "after", "late"]
+    assert [(row.name, row.reason) for row in rows[:2]] == [
+        ("phase-one", "phase one begins"), ("phase-two", "phase two begins")]
+    assert [row.name for row in rows[2:]] == ["after", "late"]
     assert (workspace / "two.txt").exists()
 
     result = await rollback(db_path, workspace, sid[:8])
@@ -138,12 +135,12 @@ async def test_rollback_restores_the_checkpoint_of_the_failed_phase(workspace: P
     states = replay_history(db_path, sid)
     assert states[None] == "PAUSED"
     assert states["one"] == "succeeded"
-    assert {states[t] for t in ("boundary", "two-a", "two-b", "three")} == {"pending"}
-    assert result.tasks_reset == 4 and result.tasks_succeeded == 1
+    assert {states[t] for t in ("two-a", "two-b", "three")} == {"pending"}
+    assert result.tasks_reset == 3 and result.tasks_succeeded == 1
     undo = next(row for row in await list_checkpoints(db_path, sid) if row.id == result.undo)
     assert undo.undo_of == rows[1].id
 
-    again = await restore_checkpoint(db_path, workspace, first.id)
+    again = await restore_checkpoint(db_path, workspace, rows[0].id)
     assert not (workspace / "one.txt").exists()
     assert replay_history(db_path, sid)["one"] == "pending"
     await restore_checkpoint(db_path, workspace, again.undo)

@@ -13,7 +13,8 @@ class TaskSpec:
     Exactly one of `agent`, `command` and `python` is set. `command` is an argv list, never a
     shell line; its items may hold the placeholders `{workspace}`, `{python}`, `{intent}`,
     `{task}` and `{session}`. `python` is an import path `package.module:function` naming an
-    async callable.
+    async callable. `decompose` holds the ids of the task's subtasks (its decomposition, see
+    `core.workflow`), which run only if the task fails after its retries and fallbacks.
     """
 
     id: str
@@ -29,6 +30,7 @@ class TaskSpec:
     resources: dict[str, float] = field(default_factory=dict)
     phase: str | None = None
     description: str = ""
+    decompose: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -42,6 +44,23 @@ class TaskSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RecoveryConfig:
+    """How an intent's failed tasks are recovered (the `recovery:` mapping of a workflow).
+
+    `retries` is the default of tasks that set none; `backoff` the first delay before a retry
+    in seconds, doubling up to `backoff_max`; `fallback` whether another agent may take over;
+    `escalate` what happens when all that failed: `pause` (the user decides), `none` (the
+    task fails), or the name of an agent that runs the task once more.
+    """
+
+    retries: int = 0
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    fallback: bool = True
+    escalate: str = "pause"
+
+
+@dataclass(frozen=True, slots=True)
 class IntentSpec:
     """A named piece of work the user can ask for, and the tasks that carry it out."""
 
@@ -50,6 +69,9 @@ class IntentSpec:
     description: str = ""
     max_concurrent: int | None = None
     examples: tuple[str, ...] = ()
+    recovery: RecoveryConfig | None = None
+    """None: no `recovery:` mapping, so a failed task fails after its retries (and its
+    decomposition, if it has one)."""
 
 
 @dataclass(frozen=True, slots=True)

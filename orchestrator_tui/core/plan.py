@@ -11,13 +11,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields
 from typing import Any
 
 import networkx as nx
 
 from orchestrator_tui.core.errors import CycleError, WorkflowError
-from orchestrator_tui.core.models import IntentSpec, TaskSpec
+from orchestrator_tui.core.models import IntentSpec, RecoveryConfig, TaskSpec
 
 PLAN_FORMAT = 1
 """Version of the `Plan.to_dict` layout; `from_dict` refuses any other."""
@@ -195,12 +195,15 @@ class Plan:
         intent = self.intent
         with gc_paused():
             tasks = [_task_to_dict(task) for task in intent.tasks]
+        head: dict[str, Any] = {"name": intent.name, "description": intent.description,
+                                "max_concurrent": intent.max_concurrent,
+                                "examples": list(intent.examples)}
+        if intent.recovery is not None:
+            head["recovery"] = asdict(intent.recovery)
         return {
             "format": PLAN_FORMAT,
             "source": self.source,
-            "intent": {"name": intent.name, "description": intent.description,
-                       "max_concurrent": intent.max_concurrent,
-                       "examples": list(intent.examples)},
+            "intent": head,
             "tasks": tasks,
             "levels": list(self.levels.values()),
         }
@@ -230,12 +233,14 @@ def _read_stored(data: Mapping[str, Any]) -> tuple[IntentSpec, str | None, Seque
             raise ValueError(f"format {data.get('format')!r}, expected {PLAN_FORMAT}")
         head = data["intent"]
         limit = head.get("max_concurrent")
+        recovery = head.get("recovery")
         intent = IntentSpec(
             name=str(head["name"]),
             tasks=tuple(_task_from_dict(raw) for raw in data["tasks"]),
             description=str(head.get("description", "")),
             max_concurrent=None if limit is None else int(limit),
             examples=tuple(str(example) for example in head.get("examples", ())),
+            recovery=None if recovery is None else RecoveryConfig(**recovery),
         )
         source, levels = data.get("source"), data.get("levels")
         if levels is not None and not isinstance(levels, Sequence):
@@ -327,7 +332,7 @@ def _task_from_dict(raw: Mapping[str, Any]) -> TaskSpec:
     if unknown:
         raise ValueError(f"unknown task fields {sorted(unknown)}")
     values = dict(raw)
-    for name in ("command", "depends_on"):
+    for name in ("command", "depends_on", "decompose"):
         if values.get(name) is not None:
             values[name] = tuple(values[name])
     if values.get("timeout") is not None:

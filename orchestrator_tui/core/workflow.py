@@ -3,6 +3,25 @@
 Intents sit under `intents:` (or `parallel_coordination:`, where `analyze_intent` names intent
 `analyze`) in one of three forms: `agents: [..]` (task id = agent), `phases: [..]` (task ids
 `PHASE.AGENT`) or explicit `tasks: [..]`. Errors name the file, the intent and the task.
+
+Recovery of failed tasks (see `core.recovery_policy`) is set by an optional `recovery:`
+mapping at the top level and per intent; an intent's keys override the file's, key by key:
+
+    recovery:
+      retries: 2          # for tasks that set no `retries` (default 0)
+      backoff: 0.5        # seconds before the first retry, doubling (default 0.5)
+      backoff_max: 30     # the longest wait between retries (default 30)
+      fallback: true      # let another agent with a shared capability take over (default)
+      escalate: pause     # then: pause (the user decides, default), none, or an agent name
+
+Without any `recovery:` mapping a failed task fails after its retries, as it always did.
+
+A task of the `tasks:` form may list subtasks under `decompose:`, in the same task syntax.
+They run only when the task has failed after its retries and fallbacks, and stand in for it:
+when all succeed, the task's dependents go on. A subtask's id is local to its parent and
+stored as `PARENT.sub.ID`; its `depends_on` names sibling subtasks only, and it also waits
+for everything its parent waits for. Subtasks cannot be decomposed further, and other tasks
+cannot depend on them (depend on the parent). When the parent succeeds they are skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +40,7 @@ import yaml
 from yaml.constructor import ConstructorError
 
 from orchestrator_tui.core.errors import WorkflowError
-from orchestrator_tui.core.models import IntentSpec, TaskSpec, Workflow
+from orchestrator_tui.core.models import IntentSpec, RecoveryConfig, TaskSpec, Workflow
 from orchestrator_tui.core.plan import Plan, gc_paused
 
 try:
@@ -29,9 +48,12 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-TOP_FIELDS = ("intents", "parallel_coordination", "version", "description")
+TOP_FIELDS = ("intents", "parallel_coordination", "version", "description", "recovery")
 INTENT_FIELDS = ("description", "examples", "max_concurrent", "agents", "parallel", "phases",
-                 "tasks")
+                 "tasks", "recovery")
+RECOVERY_FIELDS = tuple(spec.name for spec in fields(RecoveryConfig))
+SUBTASK_MARK = ".sub."
+"""Joins a parent's id and a subtask's local id: `PARENT.sub.ID`."""
 PHASE_FIELDS = ("name", "agents", "parallel", "depends_on", "description")
 TASK_FIELDS = tuple(spec.name for spec in fields(TaskSpec))
 TASK_KINDS = ("agent", "command", "python")
@@ -153,6 +175,7 @@ def workflow_from_data(data: object, *, source: str,
         kind = "empty" if data is None else f"a {type(data).__name__}"
         where.fail(f"the file is {kind}; it must be a mapping with an `intents:` key")
     _check_fields(data, TOP_FIELDS, "top-level", where)
+    recovery = _recovery_values(data.get("recovery"), where, known_agents, data)
     intents: dict[str, IntentSpec] = {}
     with gc_paused():
         for section in ("intents", "parallel_coordination"):
@@ -164,7 +187,7 @@ def workflow_from_data(data: object, *, source: str,
                 here = where.at(intent=name)
                 if name in intents:
                     here.fail("intent defined twice", spec)
-                intents[name] = _intent(name, spec, here, known_agents)
+                intents[name] = _intent(name, spec, here, known_agents, recovery)
         if not intents:
             where.fail("no intents: add an `intents:` mapping with at least one intent", data)
         if check_plans:
@@ -192,11 +215,14 @@ def _intent_name(raw: object, section: str, where: _Where, node: object) -> str:
     return name
 
 
-def _intent(name: str, spec: object, where: _Where,
-            known_agents: Collection[str] | None) -> IntentSpec:
+def _intent(name: str, spec: object, where: _Where, known_agents: Collection[str] | None,
+            file_recovery: dict[str, Any] | None = None) -> IntentSpec:
     if not isinstance(spec, Mapping):
         where.fail("an intent must be a mapping with `agents`, `phases` or `tasks`", spec)
     _check_fields(spec, INTENT_FIELDS, "intent", where)
+    recovery = _recovery(file_recovery, _recovery_values(spec.get("recovery"), where,
+                                                         known_agents, spec), where, spec)
+    retries = recovery.retries if recovery is not None else 0
     form = _one_of(("agents", "phases", "tasks"), spec, "an intent", where)
     if "parallel" in spec and form != "agents":
         where.fail("`parallel` applies to the agents form only (set it per phase)", spec)
@@ -211,13 +237,15 @@ def _intent(name: str, spec: object, where: _Where,
         raw_tasks = spec["tasks"]
         if not isinstance(raw_tasks, list) or not raw_tasks:
             where.fail("`tasks` must be a non-empty list of task mappings", spec)
-        tasks = [_task(raw, index, where) for index, raw in enumerate(raw_tasks)]
+        tasks = _tasks_with_subtasks(raw_tasks, where, retries)
+    if form != "tasks" and retries:
+        tasks = [replace(task, retries=retries) for task in tasks]
     if known_agents is not None:
         _check_agents(tasks, known_agents, where)
     return IntentSpec(
         name=name, tasks=tuple(tasks), description=_field(spec, "description", _text, "", where),
         max_concurrent=_field(spec, "max_concurrent", lambda v: _int(v, 1), None, where),
-        examples=_field(spec, "examples", _strings, (), where))
+        examples=_field(spec, "examples", _strings, (), where), recovery=recovery)
 
 
 def _chain(tasks: list[TaskSpec], parallel: bool) -> list[TaskSpec]:
@@ -296,6 +324,118 @@ def _checked_task(raw: object, index: int, where: _Where) -> TaskSpec:
     if _one_of(TASK_KINDS, values, "a task", here, raw) != "python" and "args" in values:
         here.fail("`args` applies to python tasks only", raw)
     return TaskSpec(**values)
+
+
+def _tasks_with_subtasks(raw_tasks: list[Any], where: _Where, retries: int) -> list[TaskSpec]:
+    """The tasks of the `tasks:` form, each followed by its subtasks; tasks that set no
+    `retries` get the recovery default."""
+    tasks: list[TaskSpec] = []
+    subtask_ids: set[str] = set()
+    for index, raw in enumerate(raw_tasks):
+        subtasks_raw = raw.get("decompose") if isinstance(raw, Mapping) else None
+        body = _without(raw, "decompose") if subtasks_raw is not None else raw
+        task = _with_retries(_task(body, index, where), body, retries)
+        if subtasks_raw is None:
+            tasks.append(task)
+            continue
+        subtasks = _subtasks(task, subtasks_raw, where.at(task=task.id), raw, retries)
+        subtask_ids.update(sub.id for sub in subtasks)
+        tasks += [replace(task, decompose=tuple(sub.id for sub in subtasks)), *subtasks]
+    for task in tasks:
+        inner = [dep for dep in task.depends_on if dep in subtask_ids]
+        if inner and task.id not in subtask_ids:
+            parent = inner[0].split(SUBTASK_MARK, 1)[0]
+            where.at(task=task.id).fail(f"depends on {inner[0]!r}, a subtask in the "
+                                        f"decomposition of {parent!r}; depend on {parent!r} "
+                                        "instead")
+    return tasks
+
+
+def _subtasks(parent: TaskSpec, raw: object, where: _Where, node: object,
+              retries: int) -> list[TaskSpec]:
+    """A task's decomposition: its subtasks, with ids `PARENT.sub.ID`, each depending on the
+    parent (so on what it waits for) and on the siblings it names."""
+    if not isinstance(raw, list) or not raw:
+        where.fail("`decompose` must be a non-empty list of task mappings", node)
+    local: list[str] = []
+    for index, item in enumerate(raw):
+        sub_id = item.get("id") if isinstance(item, Mapping) else None
+        if not isinstance(sub_id, str) or not sub_id or _BAD_ID_CHAR.search(sub_id):
+            where.fail(f"subtask #{index + 1} of `decompose`: its id {sub_id!r} must be a "
+                       "non-empty string without spaces or '/'", item)
+        if sub_id in local:
+            where.fail(f"subtask id {sub_id!r} is used twice in `decompose`", item)
+        local.append(sub_id)
+    subtasks = []
+    for index, (sub_id, item) in enumerate(zip(local, raw, strict=True)):
+        full = f"{parent.id}{SUBTASK_MARK}{sub_id}"
+        here = where.at(task=full)
+        if item.get("decompose") is not None:
+            here.fail("a subtask cannot be decomposed further", item)
+        deps = item.get("depends_on") or []
+        if not isinstance(deps, list) or not all(isinstance(dep, str) for dep in deps):
+            here.fail(f"`depends_on` must be a list of sibling subtask ids, not {deps!r}", item)
+        for dep in deps:
+            if dep not in local or dep == sub_id:
+                siblings = ", ".join(name for name in local if name != sub_id) or "none"
+                here.fail(f"depends on {dep!r}, which is not a sibling subtask (siblings: "
+                          f"{siblings})", item)
+        body = _Map(item)
+        body.line = getattr(item, "line", 0)
+        body["id"] = full
+        body["depends_on"] = [parent.id, *(f"{parent.id}{SUBTASK_MARK}{dep}" for dep in deps)]
+        subtasks.append(_with_retries(_task(body, index, where), item, retries))
+    return subtasks
+
+
+def _without(raw: Mapping[Any, Any], key: str) -> _Map:
+    """A copy of a mapping without `key`, remembering its line."""
+    copy = _Map((name, value) for name, value in raw.items() if name != key)
+    copy.line = getattr(raw, "line", 0)
+    return copy
+
+
+def _with_retries(task: TaskSpec, raw: Mapping[Any, Any], retries: int) -> TaskSpec:
+    """The task with the recovery default of `retries` when its mapping sets none."""
+    return replace(task, retries=retries) if retries and raw.get("retries") is None else task
+
+
+def _recovery_values(raw: object, where: _Where, known_agents: Collection[str] | None,
+                     holder: object) -> dict[str, Any] | None:
+    """The checked keys of one `recovery:` mapping (None when there is none)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        where.fail("`recovery` must be a mapping with keys " + ", ".join(RECOVERY_FIELDS),
+                   holder)
+    _check_fields(raw, RECOVERY_FIELDS, "recovery", where)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is not None:
+            try:
+                values[key] = _RECOVERY_CHECKS[key](value)
+            except _Bad as exc:
+                _refuse(f"recovery.{key}", value, exc, raw, where)
+    escalate = values.get("escalate")
+    if escalate not in (None, "pause", "none") and known_agents is not None \
+            and escalate not in known_agents:
+        close = difflib.get_close_matches(str(escalate), list(known_agents), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        where.fail(f"`recovery` escalates to unknown agent {escalate!r}{hint} (or use pause, "
+                   "none)", raw)
+    return values
+
+
+def _recovery(file: dict[str, Any] | None, own: dict[str, Any] | None, where: _Where,
+              node: object) -> RecoveryConfig | None:
+    """An intent's recovery: its own keys over the file's; None when neither has any."""
+    if file is None and own is None:
+        return None
+    config = RecoveryConfig(**{**(file or {}), **(own or {})})
+    if config.backoff_max < config.backoff:
+        where.fail(f"`recovery`: `backoff_max` ({config.backoff_max:g}) must not be less than "
+                   f"`backoff` ({config.backoff:g})", node)
+    return config
 
 
 def _one_of(options: tuple[str, ...], present: Mapping[Any, Any], what: str, where: _Where,
@@ -430,10 +570,29 @@ def _is_json(value: object) -> bool:
         isinstance(value, float) and math.isfinite(value))
 
 
+def _escalation(value: object) -> str:
+    if isinstance(value, str) and value.strip() and not _BAD_ID_CHAR.search(value.strip()):
+        return value.strip()
+    raise _Bad("must be pause, none or an agent name")
+
+
+def _subtask_list(value: object) -> tuple[str, ...]:
+    """Never reached with a value: `_tasks_with_subtasks` takes `decompose` out of a task's
+    mapping and `_subtasks` reads it."""
+    raise _Bad("must be a non-empty list of task mappings")
+
+
+_RECOVERY_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "retries": lambda v: _int(v, 0), "backoff": lambda v: _number(v, 0.0),
+    "backoff_max": lambda v: _number(v, 0.0), "fallback": _bool, "escalate": _escalation,
+}
+"""How each key of a `recovery:` mapping is checked; the keys are exactly RECOVERY_FIELDS."""
+
 _TASK_CHECKS: dict[str, Callable[[Any], Any]] = {
     "id": _text, "agent": _name, "command": _argv, "python": _python_target,
     "args": _json_object, "depends_on": _unique_strings, "priority": _int,
     "timeout": _timeout, "retries": lambda v: _int(v, 0), "idempotent": _bool,
     "resources": _resources, "phase": _name, "description": _text,
+    "decompose": _subtask_list,
 }
 """How each task field is checked and converted; the keys are exactly TASK_FIELDS."""

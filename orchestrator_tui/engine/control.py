@@ -28,7 +28,7 @@ DECISIONS = ("retry", "skip")
 
 def engine_alive(row: queries.EngineRow | None) -> bool:
     """Whether the engine process of a boot is still running (same pid, same start time)."""
-    if row is None:
+    if row is None or row.stopped_at is not None:
         return False
     try:
         proc = psutil.Process(row.pid)

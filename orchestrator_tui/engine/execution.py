@@ -10,17 +10,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
-from orchestrator_tui.core.errors import StoreError
+from orchestrator_tui.core.errors import OrchestratorError, StoreError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.policy import Candidate, ReadyQueue, free_slots
+from orchestrator_tui.core.recovery_policy import (
+    Decompose,
+    Escalate,
+    Fallback,
+    GiveUp,
+    PauseForUser,
+    RetrySame,
+    Step,
+)
 from orchestrator_tui.core.states import (
     DONE_TASK_STATES,
     SessionState,
     TaskState,
 )
 from orchestrator_tui.engine.events import (
+    WAKE,
     Attempt,
     Completion,
     Control,
@@ -32,15 +42,17 @@ from orchestrator_tui.engine.events import (
     TaskView,
     Wake,
 )
+from orchestrator_tui.engine.failure_recovery import FailureRecovery
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.launch import AttemptLauncher
 from orchestrator_tui.engine.record import SessionRecord
-from orchestrator_tui.store import records
+from orchestrator_tui.engine.runners.base import Handle, Outcome
+from orchestrator_tui.store import crashpoints, records
 from orchestrator_tui.store.writer import Writer
 
 T, S = TaskState, SessionState
-RETRY_BASE_DELAY = 0.5
-RETRY_MAX_DELAY = 30.0
+Checkpointer = Callable[[str, str], Awaitable[str]]
+"""Takes a checkpoint of the session given a name and a reason; returns its id."""
 
 
 class Execution(AttemptLauncher):
@@ -51,7 +63,8 @@ class Execution(AttemptLauncher):
                  task_states: Mapping[str, TaskState] | None = None,
                  attempts: Mapping[str, int] | None = None,
                  estimates: Mapping[str, float] | None = None, grace: float = 5.0,
-                 boot_id: str = "") -> None:
+                 boot_id: str = "",
+                 success_rates: Mapping[str, tuple[int, int]] | None = None) -> None:
         self.session_id = session_id
         self.boot_id = boot_id
         self.plan = plan
@@ -77,8 +90,16 @@ class Execution(AttemptLauncher):
         self._unsettled: deque[tuple[str, Attempt]] = deque()
         self._settle_timer: asyncio.TimerHandle | None = None
         self._failures: list[str] = []
+        self.failure_recovery = FailureRecovery(plan, jobs.registry, success_rates)
+        """What was tried for failed tasks; `success_rates` rank fallback agents."""
         self.started_at = time.time()
         jobs.listener = self._agent_event
+        self.checkpoint: Checkpointer | None = None
+        """Takes an automatic checkpoint (name, reason) before each phase and on pause; the
+        engine sets it unless the user turned `auto_checkpoints` off."""
+        self._phases_begun: set[str] = set()
+        self._held: dict[str, list[str]] = {}
+        """Ready tasks of a phase whose checkpoint is being taken, by phase."""
 
     # ----- public ------------------------------------------------------------------------
 
@@ -109,6 +130,11 @@ class Execution(AttemptLauncher):
     def journal_since(self, seq: int) -> list[JournalEntry]:
         """Journal entries numbered after `seq` that are still kept, oldest first."""
         return self.record.journal_since(seq)
+
+    def running_handles(self) -> list[Handle]:
+        """The handles of the attempts running now (to stop them when the app quits)."""
+        return [attempt.handle for attempt in self._running.values()
+                if attempt.handle is not None]
 
     def output_tail(self, task_id: str) -> tuple[str, str] | None:
         """What a running command task has written so far (stdout, stderr), if it is one."""
@@ -196,6 +222,7 @@ class Execution(AttemptLauncher):
             self._control(event)
 
     def _complete(self, event: Completion) -> None:
+        crashpoints.reached("completing")
         tid, outcome, now = event.task_id, event.outcome, time.time()
         attempt = self._running.pop(tid, None)
         if attempt is None or attempt.number != event.attempt:
@@ -209,25 +236,148 @@ class Execution(AttemptLauncher):
             record.set_task(tid, T.RUNNING, "ended while paused", now)
         if outcome.succeeded:
             record.finish_task(tid, T.SUCCEEDED, outcome, outcome.result or "exit code 0", now)
-            for dependent in self.plan.graph.succ[tid]:
-                self._waiting[dependent] -= 1
-                if self._waiting[dependent] == 0 and self.states[dependent] == T.PENDING:
-                    record.set_task(dependent, T.READY, f"dependencies met ({tid} succeeded)",
-                                    now)
-                    self._push(dependent)
+            self._release_dependents(tid, f"dependencies met ({tid} succeeded)", now)
+            if (agent := self.failure_recovery.switched_to(tid)) is not None:
+                record.note(f"recovery: {tid} succeeded with {agent}", tid)
         elif outcome.cancelled or self._aborting:
             record.finish_task(tid, T.CANCELLED, outcome, outcome.error or "cancelled", now)
-        elif event.attempt <= self.plan.tasks[tid].retries:
-            self.jobs.last_errors[tid] = outcome.error
-            delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** (event.attempt - 1))
-            self.record.set_task(tid, T.RETRYING, f"{outcome.error}; retry in {delay:g} s", now)
-            loop = asyncio.get_running_loop()
-            self._retry_timers[tid] = loop.call_later(delay, self._events.put_nowait,
-                                                      RetryDue(tid))
         else:
-            self.record.finish_task(tid, T.FAILED, outcome, outcome.error or "failed", now)
-            self._failures.append(tid)
-            self._skip_dependents(tid, now)
+            self.jobs.last_errors[tid] = outcome.error
+            step = self.failure_recovery.next_step(tid, event.attempt)
+            self._recover(tid, step, outcome.error or "failed", event.attempt, now, outcome)
+        if tid in self.failure_recovery.parent_of and not self._aborting:
+            self._subtask_ended(tid, now)
+
+    # ----- recovery of failed tasks (see core.recovery_policy) ---------------------------
+
+    def _recover(self, tid: str, step: Step, error: str, attempt: int, now: float,
+                 outcome: Outcome | None) -> None:
+        """Apply one recovery step to a task that failed (RUNNING), or to a decomposed
+        parent whose decomposition failed (RETRYING); each step writes one note."""
+        while isinstance(step, Fallback | Escalate):
+            try:
+                self.jobs.rebind(tid, step.agent)
+                break
+            except OrchestratorError as problem:
+                self.record.note(f"recovery: {tid} cannot run with {step.agent}: {problem}",
+                                 tid)
+                if isinstance(step, Escalate):
+                    step = GiveUp(f"cannot escalate to {step.agent}")
+                else:
+                    self.failure_recovery.unusable(tid, step.agent)
+                    step = self.failure_recovery.next_step(tid, attempt)
+        quiet = isinstance(step, GiveUp) and self.failure_recovery.config is None \
+            and not self.failure_recovery.progress(tid).decomposition
+        if not quiet:
+            self.record.note(self.failure_recovery.describe(tid, step, error, attempt), tid)
+        if isinstance(step, RetrySame):
+            self.record.set_task(tid, T.RETRYING, f"{error}; retry in {step.delay:g} s", now)
+            loop = asyncio.get_running_loop()
+            self._retry_timers[tid] = loop.call_later(step.delay, self._events.put_nowait,
+                                                      RetryDue(tid))
+        elif isinstance(step, Fallback | Escalate):
+            how = "falls back to" if isinstance(step, Fallback) else "escalates to"
+            self.writer.add(records.SET_TASK_AGENT, (step.agent, now, self.session_id, tid))
+            if self.states[tid] == T.RUNNING:
+                self.record.set_task(tid, T.RETRYING, f"{error}; {how} {step.agent}", now)
+            self.record.set_task(tid, T.READY, f"{step.agent} takes over", now)
+            self._push(tid)
+        elif isinstance(step, Decompose):
+            self.record.set_task(tid, T.RETRYING, f"{error}; its decomposition runs instead: "
+                                                  + ", ".join(step.subtasks), now)
+            for sub in step.subtasks:
+                self._waiting[sub] -= 1
+                if self._waiting[sub] == 0 and self.states[sub] == T.PENDING:
+                    self.record.set_task(sub, T.READY, f"{tid} failed; its decomposition runs",
+                                         now)
+                    self._push(sub)
+            self._check_decomposition(tid, now)
+        else:
+            self._fail(tid, error, outcome, now)
+            if isinstance(step, PauseForUser):
+                self.request(Control("pause", reason=step.why))
+
+    def _fail(self, tid: str, error: str, outcome: Outcome | None, now: float) -> None:
+        """The task has failed for good: its dependents are skipped."""
+        if self.states[tid] == T.RETRYING:  # a parent whose decomposition failed
+            row = self.record.rows[tid]
+            row.error, row.finished_at = error, now
+            self.record.set_task(tid, T.CANCELLED, f"failed; {error}", now)
+        else:
+            assert outcome is not None
+            self.record.finish_task(tid, T.FAILED, outcome, error, now)
+        self._failures.append(tid)
+        self._skip_waiting_on(tid, f"dependency {tid} failed", now)
+
+    def _release_dependents(self, tid: str, reason: str, now: float) -> None:
+        """`tid` is done with (succeeded, or recovered by its decomposition): its dependents
+        may become ready, and its decomposition's subtasks are not needed."""
+        parent_of = self.failure_recovery.parent_of
+        for dependent in self.plan.graph.succ[tid]:
+            if parent_of and parent_of.get(dependent) == tid:
+                if self.states[dependent] == T.PENDING:
+                    self.record.set_task(dependent, T.SKIPPED, f"not needed: {tid} succeeded",
+                                         now)
+                continue
+            self._waiting[dependent] -= 1
+            if self._waiting[dependent] == 0 and self.states[dependent] == T.PENDING:
+                self.record.set_task(dependent, T.READY, reason, now)
+                self._push(dependent)
+
+    def _subtask_ended(self, sub: str, now: float) -> None:
+        parent = self.failure_recovery.parent_of[sub]
+        if self.failure_recovery.progress(parent).decomposition == "running":
+            self._check_decomposition(parent, now)
+
+    def _check_decomposition(self, parent: str, now: float) -> None:
+        """When all of a parent's subtasks succeeded, they stand in for it; when one failed,
+        the parent's recovery goes on."""
+        subtasks = self.plan.tasks[parent].decompose
+        failed = next((sub for sub in subtasks
+                       if self.states[sub] in (T.FAILED, T.SKIPPED, T.CANCELLED)), None)
+        progress = self.failure_recovery.progress(parent)
+        if failed is not None:
+            progress.decomposition = "failed"
+            for sub in subtasks:
+                if self.states[sub] == T.PENDING:
+                    self.record.set_task(sub, T.SKIPPED, f"the decomposition of {parent} "
+                                                         f"failed at {failed}", now)
+            cause = self.record.rows[failed].error or self.states[failed]
+            attempt = self.record.rows[parent].attempts
+            self._recover(parent, self.failure_recovery.next_step(parent, attempt),
+                          f"its decomposition failed at {failed}: {cause}", attempt, now, None)
+        elif all(self.states[sub] == T.SUCCEEDED for sub in subtasks):
+            progress.decomposition = "recovered"
+            error = self.jobs.last_errors.get(parent) or "failed"
+            row = self.record.rows[parent]
+            row.result, row.finished_at = f"{error}; recovered by its decomposition", now
+            self.record.set_task(parent, T.CANCELLED, "failed; recovered by its decomposition "
+                                                      f"({', '.join(subtasks)} succeeded)", now)
+            self.record.note(f"recovery: {parent} failed; recovered by its decomposition "
+                             f"({len(subtasks)} subtask(s) succeeded)", parent)
+            self._release_dependents(
+                parent, f"dependencies met ({parent} recovered by its decomposition)", now)
+
+    def _skip_waiting_on(self, tid: str, reason: str, now: float) -> None:
+        """Skip the tasks still pending that wait on `tid`, directly or not (ready ones are
+        queued already and run)."""
+        for dependent in _descendants(self.plan, tid):
+            if self.states[dependent] == T.PENDING:
+                self.record.set_task(dependent, T.SKIPPED, reason, now)
+
+    def _recovered_decompositions(self) -> set[str]:
+        """On a resumed run: the parents recovered by their decomposition, whose dependents
+        wait for them no longer."""
+        recovered = set()
+        for task in self.plan.tasks.values():
+            if task.decompose and self.states[task.id] == T.CANCELLED and all(
+                    self.states[sub] == T.SUCCEEDED for sub in task.decompose):
+                recovered.add(task.id)
+                self.failure_recovery.progress(task.id).decomposition = "recovered"
+                for dependent in self.plan.graph.succ[task.id]:
+                    if dependent not in task.decompose:
+                        self._waiting[dependent] -= 1
+        return recovered
 
     def _control(self, event: Control) -> None:
         now = time.time()
@@ -243,6 +393,8 @@ class Execution(AttemptLauncher):
                 return f"not paused: session is {self.session_state}"
             self._paused = True
             self._set_session(S.PAUSED, event.reason, now)
+            if self.checkpoint is not None:
+                self._track(self._take_checkpoint("pause", "on pause"), "checkpoint on pause")
             stopped = 0
             for tid, attempt in self._running.items():
                 if attempt.handle is not None and attempt.handle.pause():
@@ -294,7 +446,7 @@ class Execution(AttemptLauncher):
             return None
         if self._aborting:
             return S.ABORTED
-        if len(self._ready) or self._paused:
+        if len(self._ready) or self._paused or self._held:
             return None  # paused, or the next dispatch starts what is ready
         if all(state in DONE_TASK_STATES for state in self.states.values()):
             return S.FAILED if self._failures or self.counts.get(T.FAILED) else S.COMPLETED
@@ -323,6 +475,27 @@ class Execution(AttemptLauncher):
         self._set_session(final, reason, now)
         await self._commit()
         return final
+
+    # ----- automatic checkpoints ---------------------------------------------------------
+
+    async def _begin_phase(self, phase: str) -> None:
+        """Checkpoint before the first task of `phase` starts, then let its tasks run."""
+        await self._take_checkpoint(f"phase-{phase}", f"phase {phase} begins")
+        self._phases_begun.add(phase)
+        for tid in self._held.pop(phase, []):
+            if self.states[tid] == T.READY:
+                self._push(tid)
+        self._events.put_nowait(WAKE)
+
+    async def _take_checkpoint(self, name: str, reason: str) -> None:
+        """Commit what is pending, then checkpoint; a failure is noted, not fatal."""
+        assert self.checkpoint is not None
+        try:
+            await self._commit()
+            taken = await self.checkpoint(name, reason)
+            self.record.note(f"checkpoint {taken}: {reason}")
+        except Exception as error:  # the run goes on without this checkpoint
+            self.record.note(f"no checkpoint ({reason}): {error}")
 
     # ----- decisions on interrupted tasks ------------------------------------------------
 
@@ -359,6 +532,14 @@ class Execution(AttemptLauncher):
 
     def _push(self, tid: str) -> None:
         task = self.plan.tasks[tid]
+        phase = task.phase
+        if phase is not None and self.checkpoint is not None and \
+                phase not in self._phases_begun:
+            held = self._held.setdefault(phase, [])
+            held.append(tid)
+            if len(held) == 1:
+                self._track(self._begin_phase(phase), f"checkpoint before phase {phase}")
+            return
         self._ready.push(Candidate.of(tid, task.priority, self._bottom[tid],
                                       self.plan.position[tid]))
 
@@ -383,8 +564,9 @@ class Execution(AttemptLauncher):
                 self.record.set_task(dependent, T.SKIPPED, f"dependency {tid} failed", now)
 
     def _skip_after_failed_dependencies(self, now: float) -> None:
+        recovered = self._recovered_decompositions()
         for tid, state in list(self.states.items()):
-            if state in (T.FAILED, T.SKIPPED, T.CANCELLED):
+            if state in (T.FAILED, T.SKIPPED, T.CANCELLED) and tid not in recovered:
                 self._skip_dependents(tid, now)
 
 

@@ -24,6 +24,8 @@ from orchestrator_tui.engine.runners.isolated import IsolatedRunner
 from orchestrator_tui.engine.runners.python import PythonRunner
 from orchestrator_tui.engine.runners.stream import AgentCall, StreamRunner
 
+PREVIOUS_ERROR_LIMIT = 4000
+"""Characters of the previous attempt's error passed on in the environment."""
 AgentListener = Callable[[str, int, str, agent_events.AgentEvent], None]
 """Called with (task id, attempt, runner name, event) for each event of an agent CLI."""
 
@@ -76,6 +78,9 @@ class JobFactory:
             "ORCHESTRATOR_WORKSPACE": str(workspace),
         }
         self._bindings: dict[str, Binding] = {}
+        self._tasks: dict[str, TaskSpec] = {}
+        self._rebound: dict[str, TaskSpec] = {}
+        """Tasks run by another agent than their own (`rebind`), as that agent's tasks."""
         self.worktrees: Worktrees | None = None
         """The worktrees of isolated agents' tasks, once one is bound."""
 
@@ -86,8 +91,26 @@ class JobFactory:
             WorkflowError: an unknown agent, or an agent with nothing to run it.
         """
         self.intent_description = plan.intent.description
+        self._tasks = plan.tasks
         for task in plan.tasks.values():
             self._bindings[task.id] = self._bind(task, plan.intent.name)
+
+    def rebind(self, task_id: str, agent_name: str) -> None:
+        """Run the next attempts of a bound task with another agent (a fallback, or the
+        escalation); it starts a fresh agent CLI session, told how the task failed.
+
+        Raises:
+            WorkflowError: no such task, or an agent that is unknown, archived or has
+                nothing to run it.
+        """
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise WorkflowError(f"cannot run task {task_id!r} with agent {agent_name!r}: "
+                                "not a task of this plan", intent=self.intent)
+        spec = dataclasses.replace(task, agent=agent_name, command=None, python=None)
+        self._bindings[task_id] = self._bind(spec, self.intent)
+        self._rebound[task_id] = spec
+        self.agent_sessions.pop(task_id, None)
 
     def _bind(self, task: TaskSpec, intent: str) -> Binding:
         if task.python:
@@ -194,11 +217,16 @@ class JobFactory:
         return tuple(filled)
 
     def job(self, task: TaskSpec, attempt: int) -> tuple[Runner, Job]:
-        """The runner and job for one attempt of `task`."""
+        """The runner and job for one attempt of `task` (a later attempt is told how the
+        previous one failed, in `ORCHESTRATOR_PREVIOUS_ERROR`)."""
+        task = self._rebound.get(task.id, task)
         binding = self._bindings.get(task.id) or self._bind(task, self.intent)
         env = {**self.base_env, "ORCHESTRATOR_TASK": task.id,
                "ORCHESTRATOR_AGENT": task.agent or task.kind,
                "ORCHESTRATOR_ATTEMPT": f"{self.session_id}/{task.id}/{attempt}"}
+        previous = self.last_errors.get(task.id) if attempt > 1 else None
+        if previous:
+            env["ORCHESTRATOR_PREVIOUS_ERROR"] = previous[:PREVIOUS_ERROR_LIMIT].replace("\0", "")
         argv, on_event = binding.argv, None
         if binding.agent is not None:
             argv, on_event = self._agent_call(task, attempt, binding)

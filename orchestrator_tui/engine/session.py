@@ -8,6 +8,7 @@ import functools
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +16,16 @@ import aiosqlite
 
 from orchestrator_tui.core.errors import StoreError
 from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.recovery_policy import uses_history
 from orchestrator_tui.core.states import SessionState, TaskState
+from orchestrator_tui.engine.checkpoints import create_checkpoint
 from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.processes import process_start_time
 from orchestrator_tui.engine.recovery import Settled, leftover_pids, settle, stop_leftovers
 from orchestrator_tui.engine.registry import Registry
+from orchestrator_tui.engine.settings import effective
 from orchestrator_tui.store import queries, records
 from orchestrator_tui.store.backup import DEFAULT_EVERY_MINUTES, DEFAULT_KEEP, auto_backup
 from orchestrator_tui.store.database import connect
@@ -114,6 +118,7 @@ class Engine:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+        self.writer.add(records.ENGINE_STOPPED, (time.time(), self.boot_id))
         try:
             await self.writer.close()
         finally:
@@ -154,9 +159,30 @@ class Engine:
             for task in plan.tasks.values()), now)
         await w.commit()
         execution = Execution(session_id=session_id, plan=plan, writer=w, jobs=jobs,
-                              parallel_limit=limit, boot_id=self.boot_id)
+                              parallel_limit=limit, boot_id=self.boot_id,
+                              success_rates=await self._success_rates(plan))
+        self._arm_checkpoints(execution, request.workspace, jobs.settings)
         self.executions[session_id] = execution
         return execution
+
+    def _arm_checkpoints(self, execution: Execution, workspace: Path,
+                         settings: Mapping[str, str]) -> None:
+        """Give the execution its automatic checkpoints, unless the user turned them off."""
+        if effective(settings, "auto_checkpoints") == "off":
+            return
+
+        async def checkpoint(name: str, reason: str) -> str:
+            row = await create_checkpoint(self.db_path, workspace, execution.session_id, name,
+                                          reason)
+            return row.id
+        execution.checkpoint = checkpoint
+
+    async def _success_rates(self, plan: Plan) -> dict[str, tuple[int, int]] | None:
+        """The agents' recorded success, read once when the plan's recovery ranks
+        fallback agents by it."""
+        if not uses_history(plan.intent):
+            return None
+        return await queries.agent_success_rates(self.reader)
 
     async def recover(self, session: SessionRow, registry: Registry | None, *,
                       keep_paused: bool = False) -> tuple[Execution, Settled]:
@@ -181,8 +207,10 @@ class Engine:
         execution = Execution(session_id=session.id, plan=plan, writer=self.writer, jobs=jobs,
                               parallel_limit=session.parallel_limit, session_state=state,
                               task_states=settled.states, attempts=settled.attempts,
-                              boot_id=self.boot_id)
+                              boot_id=self.boot_id,
+                              success_rates=await self._success_rates(plan))
         execution.record.note(settled.summary())
+        self._arm_checkpoints(execution, Path(session.workspace), jobs.settings)
         self.executions[session.id] = execution
         return execution, settled
 

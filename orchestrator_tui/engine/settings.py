@@ -22,11 +22,12 @@ KNOWN = {
     "max_budget_usd": "the most US dollars one attempt may spend (a positive number), or none",
     "checkpoint_max_mb": "the most megabytes of files a checkpoint archives in a workspace that "
                          "is not a git repository (a whole number, 1 or more; default 200)",
+    "auto_checkpoints": "on or off: a checkpoint before each phase of a run and on pause",
 }
 RUNNERS = ("auto", "command", "claude", "codex", "gemini")
 LLM_CLIS = ("claude", "codex", "gemini", "none")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
-DEFAULTS = {"default_runner": "auto", "llm_cli": "claude"}
+DEFAULTS = {"default_runner": "auto", "llm_cli": "claude", "auto_checkpoints": "on"}
 UNSET = "none"
 """The value that turns an optional limit off."""
 
@@ -42,7 +43,7 @@ def check(key: str, value: str) -> str:
         raise OrchestratorError(f"checkpoint_max_mb must be {KNOWN[key]}, not {value!r}")
     if not value:
         raise OrchestratorError(f"{key} cannot be empty")
-    choices = {"default_runner": RUNNERS, "llm_cli": LLM_CLIS,
+    choices = {"default_runner": RUNNERS, "llm_cli": LLM_CLIS, "auto_checkpoints": ("on", "off"),
                "claude_permission_mode": (*PERMISSION_MODES, UNSET)}.get(key)
     if choices is not None and value not in choices:
         raise OrchestratorError(f"{key} must be one of {', '.join(choices)}, not {value!r}")

@@ -104,6 +104,8 @@ class EngineRow:
     process_start: float
     started_at: float
     heartbeat_at: float
+    stopped_at: float | None = None
+    """Set when the engine closed cleanly; its sessions then have no live engine."""
 
 
 SESSION_COLUMNS = ("id, intent, workflow, workspace, state, plan, parallel_limit, max_concurrent,"
@@ -218,8 +220,8 @@ async def control(conn: aiosqlite.Connection, control_id: int) -> ControlRow | N
 
 async def engine(conn: aiosqlite.Connection, boot_id: str) -> EngineRow | None:
     """The engine start recorded under `boot_id`."""
-    rows = await _all(conn, "SELECT boot_id, pid, process_start, started_at, heartbeat_at "
-                            "FROM engines WHERE boot_id = ?", (boot_id,))
+    rows = await _all(conn, "SELECT boot_id, pid, process_start, started_at, heartbeat_at, "
+                            "stopped_at FROM engines WHERE boot_id = ?", (boot_id,))
     return EngineRow(*rows[0]) if rows else None
 
 
@@ -290,3 +292,15 @@ async def find_checkpoint(conn: aiosqlite.Connection, checkpoint_id: str) -> Che
                                 "`checkpoint list` shows them")
     raise OrchestratorError(f"checkpoint id {checkpoint_id!r} is ambiguous: "
                             + ", ".join(row[0] for row in rows))
+
+
+# ----- recovery ----------------------------------------------------------------------------
+
+
+async def agent_success_rates(conn: aiosqlite.Connection) -> dict[str, tuple[int, int]]:
+    """Per agent, over every session: (tasks it ran that succeeded, tasks it ran that ended
+    succeeded or failed). The recovery policy ranks fallback agents by it."""
+    rows = await _all(conn, "SELECT agent, sum(state = 'succeeded'), count(*) FROM tasks "
+                            "WHERE agent IS NOT NULL AND state IN ('succeeded', 'failed') "
+                            "GROUP BY agent")
+    return {str(agent): (int(good), int(runs)) for agent, good, runs in rows}

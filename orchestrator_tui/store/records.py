@@ -16,6 +16,8 @@ SET_SESSION_STATE = """UPDATE sessions SET state = ?, updated_at = ?,
 INSERT_TASK = """INSERT INTO tasks (session_id, id, kind, agent, state, idempotent, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?)"""
 SET_TASK_STATE = "UPDATE tasks SET state = ?, updated_at = ? WHERE session_id = ? AND id = ?"
+SET_TASK_AGENT = "UPDATE tasks SET agent = ?, updated_at = ? WHERE session_id = ? AND id = ?"
+"""The agent that runs a task from now on: a fallback or the escalation."""
 UPDATE_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = ?, result = ?, error = ?,
     started_at = ?, finished_at = ?, updated_at = ? WHERE session_id = ? AND id = ?"""
 UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id, pid,
@@ -35,6 +37,7 @@ SET_SESSION_LIMIT = "UPDATE sessions SET parallel_limit = ?, updated_at = ? WHER
 INSERT_ENGINE = """INSERT INTO engines (boot_id, pid, process_start, started_at, heartbeat_at)
     VALUES (?, ?, ?, ?, ?)"""
 ENGINE_HEARTBEAT = "UPDATE engines SET heartbeat_at = ? WHERE boot_id = ?"
+ENGINE_STOPPED = "UPDATE engines SET stopped_at = ? WHERE boot_id = ?"
 
 
 def transition(writer: Writer, session_id: str, task_id: str | None, old: str | None,

@@ -105,6 +105,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX checkpoints_by_session ON checkpoints(session_id, created_at);
     """,
+    # 3: when an engine closed cleanly (its process may live on, like the app after a quit).
+    """
+    ALTER TABLE engines ADD COLUMN stopped_at REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -114,6 +114,8 @@ class OrchestratorApp(SessionActions, App[None]):
             if latest:
                 self.feed.focus(latest[0].id)
         self._refresh_screen()
+        if conn is not None:
+            self.carry_on(at_start=True)
 
     def work(self, job: Callable[[], Coroutine[Any, Any, Any]], *, group: str,
              description: str, exclusive: bool = True) -> Worker[Any]:

@@ -1,5 +1,9 @@
 """The engine inside the app: opened on the first run, runs one session at a time on the app's
-event loop, and is closed (after aborting a live run) when the app ends."""
+event loop, and is closed when the app ends.
+
+Quitting keeps a live session: its agent processes are stopped and its records left as they
+are, so the next start of the app (or `orchestrator resume`) recovers it where it was.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,21 @@ from pathlib import Path
 
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES, SessionState
 from orchestrator_tui.engine.agent_state import archived_agents
+from orchestrator_tui.engine.control import session_engine_alive
 from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
+from orchestrator_tui.engine.recovery import Settled
+from orchestrator_tui.engine.registry import load_registry
 from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.engine.workflows import load_plan
+from orchestrator_tui.store import queries
+from orchestrator_tui.store.database import connect
+from orchestrator_tui.store.queries import SessionRow
 
 ABORT_WAIT = 15.0
-"""Seconds to wait for an aborted run to stop its processes when the app closes."""
+"""Seconds to wait for an aborted run to stop its processes."""
+SUSPEND_GRACE = 3.0
+"""Seconds agents get after SIGTERM when the app quits with a live session."""
 
 
 class RunHost:
@@ -65,8 +77,45 @@ class RunHost:
         try:
             return await asyncio.shield(self._run)
         except asyncio.CancelledError:
-            await self.abort_and_wait("the app is closing")
+            await self.suspend()
             raise
+
+    async def recover(self, session: SessionRow) -> tuple[Execution, Settled]:
+        """Take over a session whose engine is gone, as it was (paused stays paused)."""
+        archived = await archived_agents(self.db_path)
+        registry = await asyncio.to_thread(load_registry, Path(session.workspace),
+                                           self.agent_dirs, archived)
+        if self.engine is None:
+            self.engine = await Engine.open(self.db_path)
+        self.execution, settled = await self.engine.recover(session, registry,
+                                                            keep_paused=True)
+        return self.execution, settled
+
+    async def orphans(self) -> list[SessionRow]:
+        """Active sessions of this workspace whose engine is gone, newest first."""
+        conn = await connect(self.db_path)
+        try:
+            found = []
+            for session in await queries.list_sessions(conn):
+                if session.state in ACTIVE_SESSION_STATES and \
+                        Path(session.workspace) == self.workspace and \
+                        not await session_engine_alive(conn, session):
+                    found.append(session)
+            return found
+        finally:
+            await conn.close()
+
+    async def suspend(self) -> None:
+        """Stop the live session's agents and its loop, leaving its records for recovery."""
+        run, execution = self._run, self.execution
+        if execution is None or run is None or run.done():
+            return
+        handles = execution.running_handles()
+        run.cancel()
+        with contextlib.suppress(BaseException):
+            await run
+        await asyncio.gather(*(handle.terminate(SUSPEND_GRACE) for handle in handles),
+                             return_exceptions=True)
 
     def request(self, action: str, argument: str | None = None) -> bool:
         """Hand pause, resume, abort or set-limit to the live session; False if none."""
@@ -85,8 +134,8 @@ class RunHost:
                 await asyncio.wait_for(asyncio.shield(run), ABORT_WAIT)
 
     async def close(self) -> None:
-        """Abort a live session, then close the engine (its writer commits what is left)."""
-        await self.abort_and_wait("the app is closing")
+        """Suspend a live session, then close the engine (its writer commits what is left)."""
+        await self.suspend()
         if self.engine is not None:
             engine, self.engine = self.engine, None
             await engine.close()

@@ -81,6 +81,38 @@ class SessionActions(_Base):  # type: ignore[type-arg]
         final = await self.host.run(execution)
         self.post_message(msg.RunFinished(execution.session_id, final, self.clock() - began))
 
+    def carry_on(self, session_id: str | None = None, *, at_start: bool = False) -> None:
+        """Bring back a session whose engine is gone (the app quit, or crashed) where it was:
+        the one named, else the newest of this workspace."""
+        if self.run_busy():
+            if at_start:
+                return
+            self.notify("A run is already active here; carry the other session on after it.",
+                        severity="warning", markup=False)
+            return
+        self.work(partial(self._carry_on, session_id), group="run",
+                  description="carry on a session")
+
+    async def _carry_on(self, session_id: str | None) -> None:
+        orphans = await self.host.orphans()
+        if session_id is not None:
+            orphans = [s for s in orphans if s.id.startswith(session_id)]
+            if not orphans:
+                self.notify(f"No session {session_id} of this workspace waits to carry on.",
+                            severity="warning", markup=False)
+                return
+        if not orphans:
+            return
+        execution, settled = await self.host.recover(orphans[0])
+        self.notify(settled.summary(), title="Carried on", markup=False, timeout=8)
+        if len(orphans) > 1:
+            others = ", ".join(s.id for s in orphans[1:4])
+            self.notify(f"Also waiting: {others} (/resume SESSION)", markup=False)
+        self.post_message(msg.FocusSession(execution.session_id, "dashboard"))
+        began = self.clock()
+        final = await self.host.run(execution)
+        self.post_message(msg.RunFinished(execution.session_id, final, self.clock() - began))
+
     def on_run_started(self, event: msg.RunStarted) -> None:
         self.notify(f"{event.session_id}: {event.intent} started", markup=False, timeout=3)
 
@@ -111,8 +143,20 @@ class SessionActions(_Base):  # type: ignore[type-arg]
             self.host.request(action)
             self.feed.focus(live.session_id)
             return
+        if action == "resume":
+            self.work(partial(self._resume_elsewhere, None), group="control",
+                      description="resume the session")
+            return
         self.work(partial(self._control_elsewhere, action), group="control",
                   description=f"{action} the session")
+
+    async def _resume_elsewhere(self, session_id: str | None) -> None:
+        """Resume a session of another process, or carry it on here if its engine is gone."""
+        if any(session_id is None or s.id.startswith(session_id)
+               for s in await self.host.orphans()):
+            self.carry_on(session_id)
+            return
+        await self._control_elsewhere("resume" + (f" {session_id}" if session_id else ""))
 
     async def _control_elsewhere(self, action: str) -> None:
         try:
@@ -140,7 +184,8 @@ class SessionActions(_Base):  # type: ignore[type-arg]
     # ----- quitting, help, commands ------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Quit; with a run active, ask first, then abort it cleanly."""
+        """Quit; with a run active, ask first. The session is kept: its agents are stopped
+        and it carries on where it was when the app starts here again."""
         live = self.host.execution
         if live is None or not self.run_busy():
             self.exit()
@@ -148,16 +193,17 @@ class SessionActions(_Base):  # type: ignore[type-arg]
 
         def decided(yes: bool | None) -> None:
             if yes:
-                self.notify("Aborting the run, then quitting…", timeout=5)
-                self.work(self._abort_then_exit, group="quit", description="abort and quit")
+                self.notify("Stopping the agents, then quitting…", timeout=5)
+                self.work(self._suspend_then_exit, group="quit", description="quit")
 
         self.push_screen(ConfirmScreen(
             f"Session {live.session_id} is {live.session_state}.",
-            "Quit and abort it? Every agent process it started is stopped.",
-            yes="Abort and quit"), decided)
+            "Quit? Its agents are stopped now; the session carries on where it was when you "
+            "open the app here again (or run `orchestrator resume`). To end it instead, "
+            "abort it first (a).", yes="Quit"), decided)
 
-    async def _abort_then_exit(self) -> None:
-        await self.host.abort_and_wait("quit from the app")
+    async def _suspend_then_exit(self) -> None:
+        await self.host.suspend()
         self.exit()
 
     def action_help(self) -> None:

@@ -179,8 +179,8 @@ async def test_quit_without_a_run_exits_at_once(make_app: MakeApp) -> None:
     assert app.return_code in (None, 0)
 
 
-async def test_quit_with_a_run_asks_then_aborts_cleanly(make_app: MakeApp, slow_workflow: Path,
-                                                        db: Path) -> None:
+async def test_quit_keeps_the_run_and_the_next_start_carries_it_on(
+        make_app: MakeApp, slow_workflow: Path, db: Path) -> None:
     app = make_app(slow_workflow)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("1")
@@ -192,9 +192,20 @@ async def test_quit_with_a_run_asks_then_aborts_cleanly(make_app: MakeApp, slow_
         assert app.is_running and session_state(app) == "EXECUTING"
         await pilot.press("q", "y")
         await until(pilot, lambda: not app.is_running, what="the app to exit")
-    assert all(gone(pid) for pid in pids)
+    assert all(gone(pid) for pid in pids)  # no agent outlives the app
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT state FROM sessions").fetchall() == [("ABORTED",)]
+        assert conn.execute("SELECT state FROM sessions").fetchall() == [("EXECUTING",)]
+    again = make_app(slow_workflow)
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(running_pids(again)) == 2, what="the run to carry on")
+        assert session_state(again) == "EXECUTING"
+        assert again.current_mode == "dashboard"
+        await pilot.press("a", "y")
+        await until(pilot, lambda: session_state(again) == "ABORTED")
+    with sqlite3.connect(db) as conn:
+        states = [r[0] for r in conn.execute(
+            "SELECT to_state FROM transitions WHERE task_id IS NULL ORDER BY id")]
+    assert states[-4:] == ["EXECUTING", "RECOVERING", "EXECUTING", "ABORTED"]
 
 
 async def test_free_text_starts_the_intent_it_names(make_app: MakeApp,

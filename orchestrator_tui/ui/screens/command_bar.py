@@ -108,6 +108,13 @@ class CommandBarScreen(ModalScreen[None]):
 
     async def _execute(self, line: str, args: argparse.Namespace) -> None:
         app = self.orchestrator
+        if args.group == "resume" and any(args.session is None or s.id.startswith(args.session)
+                                          for s in await app.host.orphans()):
+            # its engine is gone: the app carries it on, as `orchestrator resume` would
+            app.carry_on(args.session)
+            self.post_message(msg.CommandDone(line, CommandResult(
+                "carrying the session on here: its engine had stopped")))
+            return
         try:
             result = await execute(args, app.command_context())
         except OrchestratorError as error:
