@@ -8,6 +8,7 @@ before any of them starts. Everything else is group-committed by the writer.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -48,6 +49,7 @@ from orchestrator_tui.engine.launch import AttemptLauncher
 from orchestrator_tui.engine.record import SessionRecord
 from orchestrator_tui.engine.runners.base import Handle, Outcome
 from orchestrator_tui.store import crashpoints, records
+from orchestrator_tui.store.backup import rescue_path
 from orchestrator_tui.store.writer import Writer
 
 T, S = TaskState, SessionState
@@ -241,6 +243,8 @@ class Execution(AttemptLauncher):
                 record.note(f"recovery: {tid} succeeded with {agent}", tid)
         elif outcome.cancelled or self._aborting:
             record.finish_task(tid, T.CANCELLED, outcome, outcome.error or "cancelled", now)
+        elif not self.jobs.workspace.is_dir():
+            self._workspace_gone(tid, now)
         else:
             self.jobs.last_errors[tid] = outcome.error
             step = self.failure_recovery.next_step(tid, event.attempt)
@@ -405,6 +409,9 @@ class Execution(AttemptLauncher):
         if action == "resume":
             if not self._paused:
                 return f"not resumed: session is {self.session_state}"
+            if not self.jobs.workspace.is_dir():
+                return (f"refused: the workspace {self.jobs.workspace} is still missing; "
+                        "bring it back first, or abort")
             self._paused = False
             self._set_session(S.EXECUTING, event.reason, now)
             for tid, attempt in self._running.items():
@@ -475,6 +482,34 @@ class Execution(AttemptLauncher):
         self._set_session(final, reason, now)
         await self._commit()
         return final
+
+    def _workspace_gone(self, tid: str, now: float) -> None:
+        """A task failed because its workspace disappeared (deleted, unmounted): not its
+        fault. It waits to run again, and the session pauses until the folder is back."""
+        self.record.set_task(tid, T.READY, "its workspace disappeared; it runs again when "
+                                           "the workspace is back", now)
+        self._push(tid)
+        if not self._paused and self.session_state == S.EXECUTING:
+            self._paused = True
+            reason = (f"the workspace {self.jobs.workspace} is gone (deleted or unmounted): "
+                      "bring it back, then resume; or abort")
+            self._set_session(S.PAUSED, reason, now)
+            self.record.note(reason)
+            if not self.writer.path.exists():
+                self._track(self._rescue_database(), "rescue the database")
+
+    async def _rescue_database(self) -> None:
+        """The database file went with the workspace: save what it holds before the user
+        loses it with this process."""
+        try:
+            target = await asyncio.to_thread(rescue_path, self.session_id)
+            await self.writer.copy_to(target)
+            self.record.note(f"the database {self.writer.path} was deleted with the "
+                             f"workspace; everything recorded is saved in {target}: carry on "
+                             f"with `--db {target}`")
+        except (OSError, sqlite3.Error, StoreError) as error:
+            self.record.note(f"the database {self.writer.path} was deleted and could not be "
+                             f"saved elsewhere: {error}")
 
     # ----- automatic checkpoints ---------------------------------------------------------
 

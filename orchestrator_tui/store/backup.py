@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import platformdirs
+
 from orchestrator_tui.core.errors import StoreError
 from orchestrator_tui.store.database import (
     DatabaseCorrupt,
@@ -32,6 +34,7 @@ from orchestrator_tui.store.files import (
     command_line,
     companions,
     open_by,
+    utc_stamp,
 )
 from orchestrator_tui.store.integrity import check_file, open_read_only
 
@@ -285,3 +288,10 @@ def aside_label(db_path: Path) -> str:
         return "corrupt" if damaged(db_path) else "replaced"
     except StoreError:
         return "corrupt"
+
+
+def rescue_path(session_id: str) -> Path:
+    """Where a database deleted while in use is saved: the user's state folder."""
+    folder = Path(platformdirs.user_state_dir("orchestrator")) / "rescued"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder / f"state-{session_id}-{utc_stamp()}.db"

@@ -23,6 +23,7 @@ file's size in pages, which lets the tests make the disk "full" at a chosen poin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -67,6 +68,21 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self.batches = 0
         """Transactions committed so far (for benchmarks and tests)."""
+
+    @property
+    def path(self) -> Path:
+        """The database file this writer writes."""
+        return self._path
+
+    async def copy_to(self, target: Path) -> None:
+        """Copy the database as committed to `target`, from the writer's own connection
+        (which still reads a database file deleted while in use)."""
+        def copy() -> None:
+            assert self._conn is not None
+            with contextlib.closing(sqlite3.connect(target)) as dest:
+                self._conn.backup(dest)
+            target.chmod(0o600)
+        await self.commit_then(copy)
 
     async def start(self) -> None:
         """Open the writer's connection and start the commit loop on the running loop."""
