@@ -352,3 +352,24 @@ def test_unwritable_folder_is_named(cli: Run, seeded: Path, workspace: Path,
         assert_clean_failure(out, f"cannot create the database {empty / 'new.db'}",
                              f"its folder {empty} must be writable")
     assert rows(seeded, "SELECT COUNT(*) FROM sessions") == [(1,)]
+
+
+def test_checking_a_database_in_use_here_keeps_sqlites_locks(tmp_path: Path) -> None:
+    """A raw read of the header, closed again, would drop this process's POSIX locks: then
+    another process closing its connection deletes the write-ahead log under our writer."""
+    from orchestrator_tui.store.files import header_problem, held_here
+
+    db = tmp_path / "busy.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    assert held_here(db) and not held_here(tmp_path / "other.db")
+    assert header_problem(db) is None
+    subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]);"
+                    " c.execute('SELECT * FROM t').fetchall(); c.close()", str(db)], check=True)
+    assert Path(f"{db}-wal").exists(), "another process took the log of a live connection"
+    conn.execute("INSERT INTO t VALUES (2)")
+    with contextlib.closing(sqlite3.connect(db)) as fresh:
+        assert fresh.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    conn.close()

@@ -47,7 +47,9 @@ def succeeded(db: Path) -> int:
 
 def kill_engine_when(runner: subprocess.Popen[str], condition) -> list[int]:  # type: ignore[no-untyped-def]
     """SIGKILL the engine once `condition()` holds; return the agent pids left running."""
-    wait_for(condition)
+    wait_for(lambda: condition() or runner.poll() is not None, timeout=60)
+    assert runner.poll() is None, f"the engine ended early with exit code {runner.returncode}"
+    assert condition(), "the engine made no progress in a minute"
     children = [p.pid for p in psutil.Process(runner.pid).children(recursive=True)]
     runner.send_signal(signal.SIGKILL)
     runner.wait(10)

@@ -78,6 +78,12 @@ def header_problem(path: Path) -> str | None:
     write-ahead log holds frames: a checkpoint cut short (by a full disk) may have written
     page 1 before the file could grow, and the log still holds the rest.
     """
+    if held_here(path) is not False:
+        # Closing a descriptor of a file drops every POSIX lock this process holds on it,
+        # SQLite's included: with a connection open here, a raw read could let another
+        # process checkpoint and delete the write-ahead log under it. SQLite checked the
+        # file when that connection opened.
+        return None
     try:
         size = path.stat().st_size
         if size == 0:
@@ -102,6 +108,22 @@ def header_problem(path: Path) -> str | None:
         return (f"it is truncated: {size} bytes, but its header says {pages} pages of "
                 f"{page_size} bytes ({pages * page_size} bytes)")
     return None
+
+
+def held_here(path: Path) -> bool | None:
+    """Whether this process has `path` (or its log) open; None where it cannot tell."""
+    try:
+        targets = {str(path.resolve()), f"{path.resolve()}-wal"}
+        entries = list(Path("/proc/self/fd").iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            if str(entry.readlink()) in targets:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _log_has_frames(path: Path) -> bool:

@@ -82,7 +82,8 @@ INVARIANTS: tuple[tuple[str, str], ...] = (
 def open_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection that cannot change the file (it must exist)."""
     timeout_ms = busy_timeout_ms()
-    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=timeout_ms / 1000,
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                           timeout=timeout_ms / 1000,
                            isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {timeout_ms}")
     return conn
