@@ -249,3 +249,31 @@ def test_restore_is_refused_while_the_engine_runs_the_session(cli: Run, workspac
     history = json.loads(cli("state", "history", "--json").stdout)["transitions"]
     assert [(r["from"], r["to"]) for r in history][-2:] == [("ABORTED", "RECOVERING"),
                                                            ("RECOVERING", "PAUSED")]
+
+
+async def test_a_pause_takes_a_checkpoint_unless_turned_off(workspace: Path,
+                                                           db_path: Path) -> None:
+    from orchestrator_tui.engine.events import Control
+
+    make_repo(workspace)
+    sleep = ("python3", "-c", "import time; time.sleep(30)")
+    plan = Plan(IntentSpec(name="slow", tasks=(TaskSpec(id="s", command=sleep),)))
+    for setting, expected in (("on", ["on pause"]), ("off", [])):
+        await save_setting(db_path, "auto_checkpoints", setting)
+        async with await Engine.open(db_path) as engine:
+            execution = await engine.start(SessionRequest(plan=plan, workspace=workspace,
+                                                          workflow="slow"))
+            run = asyncio.create_task(engine.run(execution))
+            while execution.states["s"] != TaskState.RUNNING:
+                await asyncio.sleep(0.02)
+            execution.request(Control("pause", reason="test"))
+            if expected:
+                while not any(line.startswith(("checkpoint", "no checkpoint"))
+                              for line in execution.log):
+                    await asyncio.sleep(0.02)
+            else:
+                await asyncio.sleep(0.5)
+            execution.request(Control("abort", reason="test"))
+            assert await run == SessionState.ABORTED
+        rows = await list_checkpoints(db_path, execution.session_id)
+        assert [row.reason for row in rows] == expected
