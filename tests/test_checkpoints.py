@@ -8,6 +8,7 @@ import asyncio
 import json
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,7 +257,7 @@ async def test_a_pause_takes_a_checkpoint_unless_turned_off(workspace: Path,
     from orchestrator_tui.engine.events import Control
 
     make_repo(workspace)
-    sleep = ("python3", "-c", "import time; time.sleep(30)")
+    sleep = (sys.executable, "-c", "import time; time.sleep(30)")
     plan = Plan(IntentSpec(name="slow", tasks=(TaskSpec(id="s", command=sleep),)))
     for setting, expected in (("on", ["on pause"]), ("off", [])):
         await save_setting(db_path, "auto_checkpoints", setting)
