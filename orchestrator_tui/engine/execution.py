@@ -16,6 +16,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from orchestrator_tui.core.errors import OrchestratorError, StoreError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.policy import Candidate, ReadyQueue, free_slots
+from orchestrator_tui.core.pressure import (
+    Action,
+    PauseSession,
+    PauseTasks,
+    Pressure,
+    ResumeSession,
+    ResumeTasks,
+    RunningTask,
+    SetLimit,
+    Work,
+    describe,
+)
 from orchestrator_tui.core.recovery_policy import (
     Decompose,
     Escalate,
@@ -73,6 +85,13 @@ class Execution(AttemptLauncher):
         self.writer = writer
         self.jobs = jobs
         self.parallel_limit = max(1, parallel_limit)
+        self.user_limit = self.parallel_limit
+        """The limit the user asked for; `parallel_limit` is lower while resources are short."""
+        self._pressure_limit: int | None = None
+        self._pressure_held: set[str] = set()
+        """Running tasks paused because resources are short."""
+        self._pressure_session = False
+        """Whether the pause of the session is the resource pressure's."""
         self.max_concurrent = plan.intent.max_concurrent
         self.record = SessionRecord(session_id, boot_id, list(plan.tasks), session_state,
                                     task_states, attempts)
@@ -229,6 +248,7 @@ class Execution(AttemptLauncher):
         attempt = self._running.pop(tid, None)
         if attempt is None or attempt.number != event.attempt:
             return
+        self._pressure_held.discard(tid)
         attempt.verdict = "succeeded" if outcome.succeeded else "cancelled" \
             if outcome.cancelled else "failed"
         attempt.finished_at, attempt.outcome = now, outcome
@@ -401,7 +421,7 @@ class Execution(AttemptLauncher):
                 self._track(self._take_checkpoint("pause", "on pause"), "checkpoint on pause")
             stopped = 0
             for tid, attempt in self._running.items():
-                if attempt.handle is not None and attempt.handle.pause():
+                if not attempt.paused and attempt.handle is not None and attempt.handle.pause():
                     attempt.paused = True
                     stopped += 1
                     self.record.set_task(tid, T.PAUSED, "session paused", now)
@@ -413,9 +433,11 @@ class Execution(AttemptLauncher):
                 return (f"refused: the workspace {self.jobs.workspace} is still missing; "
                         "bring it back first, or abort")
             self._paused = False
+            self._pressure_session = False
             self._set_session(S.EXECUTING, event.reason, now)
             for tid, attempt in self._running.items():
-                if attempt.paused and attempt.handle is not None:
+                if attempt.paused and attempt.handle is not None \
+                        and tid not in self._pressure_held:
                     attempt.handle.resume()
                     attempt.paused = False
                     self.record.set_task(tid, T.RUNNING, "session resumed", now)
@@ -441,10 +463,102 @@ class Execution(AttemptLauncher):
                 return f"refused: parallel limit must be a whole number, not {event.argument!r}"
             if limit < 1:
                 return "refused: parallel limit must be at least 1"
-            self.parallel_limit = limit
+            self.user_limit = limit
             self.writer.add(records.SET_SESSION_LIMIT, (limit, now, self.session_id))
+            if self._pressure_limit is not None and limit > self._pressure_limit:
+                self.parallel_limit = self._pressure_limit
+                return (f"parallel limit set to {limit}; {self._pressure_limit} until "
+                        "resources recover")
+            self.parallel_limit = limit
             return f"parallel limit set to {limit}"
         return f"refused: unknown action {action!r}"
+
+    # ----- resource pressure (see core.pressure) ----------------------------------------
+
+    def pressure_work(self) -> Work | None:
+        """What the pressure policy acts on, or None while it must not act (the user paused
+        the session, it is aborting or waiting for decisions)."""
+        if self._aborting or not (self.session_state == S.EXECUTING
+                                  or (self._paused and self._pressure_session)):
+            return None
+        running, held = [], []
+        for tid, attempt in self._running.items():
+            handle = attempt.handle
+            view = RunningTask(tid, self.plan.tasks[tid].priority, self._bottom[tid],
+                               handle is not None and handle.pid is not None)
+            if tid in self._pressure_held:
+                held.append(view)
+            elif not attempt.paused and self.states[tid] == T.RUNNING:
+                running.append(view)
+        return Work(tuple(running), tuple(held), self.parallel_limit, self.user_limit)
+
+    def apply_pressure(self, action: Action, reading: Pressure, cause: str) -> str:
+        """Carry out one step of the pressure policy; `cause` names the resource short
+        (`memory`, `disk`, ...). Writes one note and returns its text."""
+        now = time.time()
+        if isinstance(action, PauseTasks):
+            done = self._pressure_pause(action, cause, now)
+        elif isinstance(action, ResumeTasks):
+            done = self._pressure_resume(action, now)
+        elif isinstance(action, SetLimit):
+            old, self.parallel_limit = self.parallel_limit, action.limit
+            self._pressure_limit = None if action.restored else action.limit
+            done = f"parallel limit {old} -> {action.limit}" + (
+                " (your limit again)" if action.restored
+                else " (one task at a time)" if action.limit == 1 else "")
+        elif isinstance(action, PauseSession):
+            outcome = self._apply_control(
+                Control("pause", reason=f"resource exhaustion: {describe(reading)}"), now)
+            self._pressure_session = outcome.startswith("paused")
+            done = f"session {outcome}"
+        else:
+            assert isinstance(action, ResumeSession)
+            if self._pressure_session and self._paused:
+                done = "session " + self._apply_control(
+                    Control("resume", reason=f"resources recovered: {describe(reading)}"), now)
+            else:
+                done = "the session was resumed already"
+            self._pressure_session = False
+        text = f"resources: {describe(reading)}; {done}"
+        self.record.note(text, action.task_ids[0] if isinstance(action, PauseTasks | ResumeTasks)
+                         and len(action.task_ids) == 1 else None)
+        self._events.put_nowait(WAKE)
+        return text
+
+    def _pressure_pause(self, action: PauseTasks, cause: str, now: float) -> str:
+        paused = []
+        for tid in action.task_ids:
+            attempt = self._running.get(tid)
+            if attempt is None or attempt.paused or self.states[tid] != T.RUNNING \
+                    or attempt.handle is None or not attempt.handle.pause():
+                continue
+            attempt.paused = True
+            self._pressure_held.add(tid)
+            self.record.set_task(tid, T.PAUSED, f"{cause} pressure: paused, lower priority "
+                                                f"than {action.kept}", now)
+            paused.append(f"{tid} (priority {self.plan.tasks[tid].priority})")
+        if not paused:
+            return f"nothing to pause ({action.kept or 'no task'} keeps running)"
+        return "paused " + ", ".join(paused)
+
+    def _pressure_resume(self, action: ResumeTasks, now: float) -> str:
+        resumed = []
+        for tid in action.task_ids:
+            if tid not in self._pressure_held:
+                continue
+            self._pressure_held.discard(tid)
+            attempt = self._running.get(tid)
+            if attempt is None or not attempt.paused or attempt.handle is None or self._paused:
+                continue  # a paused session resumes it with the others
+            attempt.handle.resume()
+            attempt.paused = False
+            self.record.set_task(tid, T.RUNNING, "resources recovered: resumed"
+                                 if action.level == 0 else "resumed: no other task runs", now)
+            resumed.append(tid)
+        if not resumed:
+            return "nothing to resume"
+        return "resumed " + ", ".join(resumed) + (
+            "" if action.level == 0 else " (no other task was running)")
 
     # ----- ending ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from orchestrator_tui.engine.checkpoints import create_checkpoint
 from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.jobs import JobFactory
+from orchestrator_tui.engine.pressure_monitor import MonitorConfig, watch
 from orchestrator_tui.engine.processes import process_start_time
 from orchestrator_tui.engine.recovery import Settled, leftover_pids, settle, stop_leftovers
 from orchestrator_tui.engine.registry import Registry
@@ -68,6 +69,8 @@ class Engine:
         self.notes: list[str] = []
         """What the start did that a person may want to know (the backup taken, or why not)."""
         self._heartbeat: asyncio.Task[None] | None = None
+        self.pressure = MonitorConfig()
+        """How runs watch memory and disk (see `engine.pressure_monitor`)."""
 
     @classmethod
     async def open(cls, db_path: Path, *, backup_every_minutes: float = DEFAULT_EVERY_MINUTES,
@@ -215,14 +218,19 @@ class Engine:
         return execution, settled
 
     async def run(self, execution: Execution) -> SessionState:
-        """Run a session to its end, obeying control requests from other processes."""
-        poller = asyncio.get_running_loop().create_task(self._poll_controls(execution))
+        """Run a session to its end, obeying control requests from other processes and,
+        unless the `pressure_policy` setting is off, easing off when resources run short."""
+        loop = asyncio.get_running_loop()
+        helpers = [loop.create_task(self._poll_controls(execution))]
+        if effective(execution.jobs.settings, "pressure_policy") == "on":
+            helpers.append(loop.create_task(watch(execution, self.pressure)))
         try:
             return await execution.run()
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for helper in helpers:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
             self.executions.pop(execution.session_id, None)
 
     async def _poll_controls(self, execution: Execution) -> None:

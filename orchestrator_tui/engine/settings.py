@@ -23,11 +23,14 @@ KNOWN = {
     "checkpoint_max_mb": "the most megabytes of files a checkpoint archives in a workspace that "
                          "is not a git repository (a whole number, 1 or more; default 200)",
     "auto_checkpoints": "on or off: a checkpoint before each phase of a run and on pause",
+    "pressure_policy": "on or off: when memory or disk runs short, pause lower-priority tasks, "
+                       "shrink the pool, then checkpoint and pause the session",
 }
 RUNNERS = ("auto", "command", "claude", "codex", "gemini")
 LLM_CLIS = ("claude", "codex", "gemini", "none")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
-DEFAULTS = {"default_runner": "auto", "llm_cli": "claude", "auto_checkpoints": "on"}
+DEFAULTS = {"default_runner": "auto", "llm_cli": "claude", "auto_checkpoints": "on",
+            "pressure_policy": "on"}
 UNSET = "none"
 """The value that turns an optional limit off."""
 
@@ -44,6 +47,7 @@ def check(key: str, value: str) -> str:
     if not value:
         raise OrchestratorError(f"{key} cannot be empty")
     choices = {"default_runner": RUNNERS, "llm_cli": LLM_CLIS, "auto_checkpoints": ("on", "off"),
+               "pressure_policy": ("on", "off"),
                "claude_permission_mode": (*PERMISSION_MODES, UNSET)}.get(key)
     if choices is not None and value not in choices:
         raise OrchestratorError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
