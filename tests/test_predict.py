@@ -1,0 +1,90 @@
+"""Duration prediction: backoff, explicit absence of data, learning and calibrated intervals."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+
+from orchestrator_tui.core.predict import Sample, fit
+
+
+def lognormal(rng: random.Random, kind: str, n: int, median: float, sigma: float,
+              ) -> list[Sample]:
+    """`n` samples of a kind whose durations are lognormal around `median`."""
+    return [Sample(kind, median * math.exp(rng.gauss(0, sigma))) for _ in range(n)]
+
+
+def test_no_history_means_no_estimate() -> None:
+    predictor = fit([])
+    assert predictor.predict("build") is None
+    assert predictor.kinds == []
+
+
+def test_unknown_kind_backs_off_to_all_kinds() -> None:
+    rng = random.Random(1)
+    predictor = fit(lognormal(rng, "build", 50, 10.0, 0.2) + lognormal(rng, "test", 50, 40.0, 0.2))
+    own = predictor.predict("build")
+    other = predictor.predict("lint")
+    assert own is not None and other is not None
+    assert (own.basis, own.n) == ("kind", 50)
+    assert (other.basis, other.n) == ("global", 0)
+    assert own.point == pytest.approx(10.0, rel=0.15)
+    assert 10.0 <= other.point <= 40.0
+    assert other.high - other.low > own.high - own.low
+    assert own.low <= own.point <= own.high
+
+
+def test_estimates_improve_monotonically_with_history_of_a_stable_kind() -> None:
+    rng = random.Random(2)
+    others = lognormal(rng, "deploy", 40, 300.0, 0.3)
+    errors = []
+    for n in range(0, 12):
+        estimate = fit(others + [Sample("stable", 12.0)] * n).predict("stable")
+        assert estimate is not None
+        errors.append(abs(math.log(estimate.point / 12.0)))
+    assert all(later < earlier for earlier, later in itertools.pairwise(errors))
+    assert errors[-1] < errors[0] / 10
+
+
+def test_size_regression_follows_input_size() -> None:
+    rng = random.Random(3)
+    samples = []
+    for _ in range(200):
+        size = rng.uniform(1e6, 1e9)
+        samples.append(Sample("align", 2e-6 * size * math.exp(rng.gauss(0, 0.1)), size))
+    predictor = fit(samples)
+    small, large = predictor.predict("align", 1e7), predictor.predict("align", 9e8)
+    assert small is not None and large is not None
+    assert small.point == pytest.approx(20.0, rel=0.15)
+    assert large.point == pytest.approx(1800.0, rel=0.15)
+    unsized = predictor.predict("align")  # no size given: the kind's typical size
+    assert unsized is not None and small.point < unsized.point < large.point
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.5, 1.0])
+def test_interval_coverage_is_what_it_says(sigma: float) -> None:
+    rng = random.Random(int(sigma * 10))
+    fresh = lognormal(rng, "job", 2000, 30.0, sigma)
+    rates = []
+    for _ in range(8):  # the average over independent histories of 400 samples each
+        history = lognormal(rng, "job", 400, 30.0, sigma) + lognormal(rng, "x", 5, 2.0, 0.1)
+        predictor = fit(history)
+        estimate = predictor.predict("job")
+        assert estimate is not None and predictor.coverage == 0.8
+        rates.append(sum(estimate.low <= s.seconds <= estimate.high for s in fresh) / 2000)
+    assert 0.76 <= sum(rates) / len(rates) <= 0.84
+
+
+def test_zero_durations_and_bad_input() -> None:
+    predictor = fit([Sample("noop", 0.0)] * 5)
+    estimate = predictor.predict("noop")
+    assert estimate is not None and estimate.point > 0
+    with pytest.raises(ValueError, match="finite"):
+        fit([Sample("a", -1.0)])
+    with pytest.raises(ValueError, match="size"):
+        fit([Sample("a", 1.0, float("nan"))])
+    with pytest.raises(ValueError, match="coverage"):
+        fit([], coverage=1.5)
