@@ -19,7 +19,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 
 def common_options() -> argparse.ArgumentParser:
     """Options every subcommand takes, before or after its name."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     common.add_argument("--db", metavar="FILE",
                         help="the database (default: $ORCHESTRATOR_DB, else "
                              ".orchestrator/state.db in the workspace)")

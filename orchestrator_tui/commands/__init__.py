@@ -7,6 +7,8 @@ and `ORDER` is the order in which help and completion list them.
 from orchestrator_tui.commands import (
     agents,
     checkpoint,
+    comm,
+    context,
     database,
     doctor,
     session,
@@ -24,7 +26,7 @@ from orchestrator_tui.commands.grammar import (
     slash_parser,
 )
 
-ORDER = (session, checkpoint, agents, settings, database, doctor)
+ORDER = (session, checkpoint, agents, comm, context, settings, database, doctor)
 PARSERS.sort(key=lambda adder: [module.__name__ for module in ORDER].index(adder.__module__))
 
 __all__ = ["CommandContext", "CommandError", "CommandResult", "add_command_parsers", "execute",

@@ -109,6 +109,84 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE engines ADD COLUMN stopped_at REAL;
     """,
+    # 4: the message bus (agents, subscriptions, messages, events), the shared context store
+    #    with its history, and the progress agents report.
+    """
+    CREATE TABLE bus_agents (
+        name TEXT PRIMARY KEY,
+        session_id TEXT,
+        capabilities TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        registered_at REAL NOT NULL,
+        seen_at REAL NOT NULL
+    );
+    CREATE TABLE bus_subscriptions (
+        event TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        PRIMARY KEY (event, agent)
+    ) WITHOUT ROWID;
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT,
+        sender TEXT NOT NULL,
+        recipient_kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        agent TEXT,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        visible_at REAL NOT NULL,
+        reason TEXT,
+        event_id INTEGER,
+        created_at REAL NOT NULL,
+        delivered_at REAL,
+        acked_at REAL
+    );
+    CREATE INDEX messages_queue ON messages(agent, priority, id)
+        WHERE state IN ('pending', 'delivered', 'failed');
+    CREATE INDEX messages_by_type ON messages(type, id);
+    CREATE TABLE bus_events (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT,
+        source TEXT NOT NULL,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        subscribers INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE context (
+        session_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        written_by TEXT NOT NULL,
+        written_at REAL NOT NULL,
+        PRIMARY KEY (session_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE context_history (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        written_by TEXT NOT NULL,
+        written_at REAL NOT NULL
+    );
+    CREATE INDEX context_history_by_key ON context_history(session_id, key, version);
+    CREATE TABLE progress (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT,
+        task_id TEXT,
+        agent TEXT NOT NULL,
+        percent REAL NOT NULL,
+        note TEXT,
+        at REAL NOT NULL
+    );
+    CREATE INDEX progress_by_session ON progress(session_id, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

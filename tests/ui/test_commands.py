@@ -27,7 +27,8 @@ def test_the_grammar_is_read_from_the_parser() -> None:
     assert lines["parallel set-limit"].usage == "/parallel set-limit LIMIT"
     assert not lines["parallel status"].needs_argument
     assert completions(()) == ["state", "parallel", "task", "pause", "resume", "abort",
-                              "checkpoint", "agent", "settings", "db", "doctor"]
+                              "checkpoint", "agent", "comm", "progress", "context",
+                              "settings", "db", "doctor"]
     assert completions(("parallel",)) == ["status", "set-limit", "show-graph"]
 
 

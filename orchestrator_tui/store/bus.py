@@ -1,0 +1,628 @@
+"""The message bus in SQL: agents, messages, events, the shared context store and progress.
+
+Every function takes a plain `sqlite3` connection. Writes run through `transaction`, which
+opens `BEGIN IMMEDIATE` (or joins the caller's transaction, as inside the engine's writer)
+and retries a lock held past the busy timeout, so "database is locked" never reaches a user.
+
+Messages go pending -> delivered -> acknowledged. A delivered message that is not
+acknowledged within its visibility timeout is delivered again (a receiver that crashed gets
+it back); a receiver may also fail it, which makes it ready again. Past `max_attempts` it is
+a dead letter with its reason, as is a message to a recipient nobody knows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from orchestrator_tui.core.errors import OrchestratorError
+
+T = TypeVar("T")
+PAYLOAD_LIMIT = 256 * 1024
+PRIORITIES = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+PRIORITY_NAMES = {number: name for name, number in PRIORITIES.items()}
+KINDS = ("agent", "capability", "broadcast")
+OPEN_STATES = "('pending', 'delivered', 'failed')"
+VISIBILITY_S = 30.0
+MAX_ATTEMPTS = 5
+ENGINE = "engine"
+"""The engine's own name on the bus: always a known recipient."""
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@/-]{0,127}")
+_RETRY_BUSY_S = 60.0
+
+
+class BusError(OrchestratorError):
+    """A message, event or context value that cannot be used; says what and where."""
+
+
+class ContextConflict(BusError):
+    """A compare-and-set whose expected version is not the stored one; nothing written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to send: `to` is an agent, a capability or `*` (broadcast) per `kind`."""
+
+    sender: str
+    to: str
+    type: str
+    payload: str | bytes
+    priority: str = "normal"
+    kind: str = "agent"
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stored message, as a receiver or a viewer sees it."""
+
+    id: int
+    session_id: str | None
+    sender: str
+    recipient_kind: str
+    recipient: str
+    agent: str | None
+    type: str
+    payload: str
+    priority: str
+    state: str
+    attempts: int
+    reason: str | None
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as JSON-able data, its payload decoded."""
+        return {"id": self.id, "session": self.session_id, "from": self.sender,
+                "to": self.recipient, "to_kind": self.recipient_kind, "agent": self.agent,
+                "type": self.type, "payload": json.loads(self.payload),
+                "priority": self.priority, "state": self.state, "attempts": self.attempts,
+                "reason": self.reason, "created_at": self.created_at}
+
+
+_COLUMNS = ("id, session_id, sender, recipient_kind, recipient, agent, type, payload, "
+            "priority, state, attempts, reason, created_at")
+
+
+def _message(row: Sequence[Any]) -> Message:
+    values = list(row)
+    values[8] = PRIORITY_NAMES.get(values[8], str(values[8]))
+    return Message(*values)
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def check_name(value: str, what: str) -> str:
+    """A sender, recipient, capability or type name: letters, digits and `_.:@/-`."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise BusError(f"{what} {value!r} is not a valid name: use 1 to 128 letters, digits "
+                       "and _ . : @ / - (starting with a letter, digit or _)")
+    return value
+
+
+def check_payload(payload: str | bytes, where: str) -> str:
+    """Payload text checked to be UTF-8, at most 256 KiB and valid JSON; returned as text.
+
+    Raises:
+        BusError: naming `where` and what is wrong (binary, oversize, not JSON).
+    """
+    if isinstance(payload, bytes):
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BusError(f"{where}: payload is not UTF-8 text (byte 0x{payload[error.start]:02x}"
+                           f" at offset {error.start}); send JSON text") from None
+        size = len(payload)
+    else:
+        text = payload
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as error:
+            raise BusError(f"{where}: payload is not UTF-8 text (undecodable character at "
+                           f"offset {error.start}); send JSON text") from None
+    if size > PAYLOAD_LIMIT:
+        raise BusError(f"{where}: payload is {size} bytes, over the limit of {PAYLOAD_LIMIT} "
+                       "bytes (256 KiB); store large data in a file and send its path")
+    if "\x00" in text:
+        raise BusError(f"{where}: payload contains a NUL character; send JSON text")
+    try:
+        json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as error:
+        raise BusError(f"{where}: payload is not valid JSON ({error})") from None
+    return text
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_priority(priority: str, where: str) -> int:
+    """The number of a priority name (critical 0 ... low 3)."""
+    if priority not in PRIORITIES:
+        raise BusError(f"{where}: unknown priority {priority!r}; use one of "
+                       f"{', '.join(PRIORITIES)}")
+    return PRIORITIES[priority]
+
+
+# -- transactions ------------------------------------------------------------------------
+
+
+def transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `body` in one `BEGIN IMMEDIATE` transaction (or in the caller's open one).
+
+    A lock held by another process past the busy timeout is retried with back-off for up to
+    a minute before the error is raised (for the caller to describe).
+    """
+    if conn.in_transaction:
+        return body(conn)
+    deadline, pause = time.monotonic() + _RETRY_BUSY_S, 0.01
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+            continue
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    name = str(getattr(error, "sqlite_errorname", ""))
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(error)
+
+
+# -- agents and subscriptions ------------------------------------------------------------
+
+
+def register(conn: sqlite3.Connection, name: str, capabilities: Iterable[str] = (),
+             events: Iterable[str] = (), session_id: str | None = None) -> None:
+    """Register (or update) an agent: active, its capabilities and the events it wants."""
+    check_name(name, "agent")
+    caps = sorted({check_name(c, f"capability of agent {name}") for c in capabilities})
+    wanted = sorted({e if e == "*" else check_name(e, f"event of agent {name}")
+                     for e in events})
+    now = time.time()
+
+    def body(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO bus_agents (name, session_id, capabilities, active, "
+                   "registered_at, seen_at) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(name) DO "
+                   "UPDATE SET session_id = excluded.session_id, capabilities = "
+                   "excluded.capabilities, active = 1, seen_at = excluded.seen_at",
+                   (name, session_id, json.dumps(caps), now, now))
+        db.execute("DELETE FROM bus_subscriptions WHERE agent = ?", (name,))
+        db.executemany("INSERT INTO bus_subscriptions (event, agent) VALUES (?, ?)",
+                       [(event, name) for event in wanted])
+    transaction(conn, body)
+
+
+def deactivate(conn: sqlite3.Connection, name: str) -> bool:
+    """Mark an agent inactive (no capability routing, broadcasts or events reach it)."""
+    def body(db: sqlite3.Connection) -> bool:
+        return db.execute("UPDATE bus_agents SET active = 0 WHERE name = ?",
+                          (name,)).rowcount > 0
+    return transaction(conn, body)
+
+
+def _known(db: sqlite3.Connection, name: str) -> bool:
+    if name == ENGINE:
+        return True
+    if db.execute("SELECT 1 FROM bus_agents WHERE name = ?", (name,)).fetchone():
+        return True
+    return db.execute("SELECT 1 FROM tasks WHERE agent = ? LIMIT 1", (name,)).fetchone() \
+        is not None
+
+
+def _success_rates(db: sqlite3.Connection) -> dict[str, float]:
+    rows = db.execute("SELECT agent, sum(state = 'succeeded'), count(*) FROM tasks WHERE "
+                      "agent IS NOT NULL AND state IN ('succeeded', 'failed') GROUP BY agent")
+    return {str(agent): (good + 1) / (runs + 2) for agent, good, runs in rows}
+
+
+def _loads(db: sqlite3.Connection) -> dict[str, int]:
+    rows = db.execute(f"SELECT agent, count(*) FROM messages WHERE state IN {OPEN_STATES} "
+                      "AND agent IS NOT NULL GROUP BY agent")
+    return {str(agent): int(n) for agent, n in rows}
+
+
+def best_agent(db: sqlite3.Connection, capability: str,
+               extra_load: dict[str, int] | None = None) -> str | None:
+    """The active agent with `capability` that is least loaded (fewest messages not yet
+    acknowledged), then has the best recorded success rate, then comes first by name."""
+    candidates = [name for name, caps in db.execute(
+        "SELECT name, capabilities FROM bus_agents WHERE active = 1")
+        if capability in json.loads(caps)]
+    if not candidates:
+        return None
+    loads, rates = _loads(db), _success_rates(db)
+    extra = extra_load or {}
+    return str(min(candidates, key=lambda n: (loads.get(n, 0) + extra.get(n, 0),
+                                              -rates.get(n, 0.5), n)))
+
+
+# -- messages ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What became of one outgoing message: the rows it made and any dead-letter reason."""
+
+    ids: tuple[int, ...]
+    agents: tuple[str, ...]
+    reason: str | None = None
+
+
+_INSERT = ("INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, type, "
+           "payload, priority, state, max_attempts, visible_at, reason, event_id, created_at) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def send_many(conn: sqlite3.Connection, outgoing: Sequence[Outgoing], *,
+              max_attempts: int = MAX_ATTEMPTS) -> list[Sent]:
+    """Validate every message, then store them all in one transaction (or none of them).
+
+    Raises:
+        BusError: a bad name, priority or payload, naming the message (nothing stored).
+    """
+    checked = [_check_outgoing(message, index, len(outgoing))
+               for index, message in enumerate(outgoing)]
+
+    def body(db: sqlite3.Connection) -> list[Sent]:
+        now, results = time.time(), []
+        known: dict[str, bool] = {}
+        extra: dict[str, int] = {}
+        for message, payload, priority in checked:
+            targets, reason = _targets(db, message, known, extra)
+            state = "dead_letter" if reason else "pending"
+            rows = [(message.session_id, message.sender, message.kind, message.to, agent,
+                     message.type, payload, priority, state, max_attempts, now, reason, None,
+                     now) for agent in ([*targets] if targets else [None])]
+            ids = []
+            for row in rows:  # one by one for the ids; executemany gives only the last
+                cursor = db.execute(_INSERT, row)
+                ids.append(int(cursor.lastrowid or 0))
+            results.append(Sent(tuple(ids), tuple(targets), reason))
+        return results
+    return transaction(conn, body)
+
+
+def send(conn: sqlite3.Connection, message: Outgoing) -> Sent:
+    """Send one message (see `send_many`)."""
+    return send_many(conn, [message])[0]
+
+
+def _check_outgoing(message: Outgoing, index: int, count: int) -> tuple[Outgoing, str, int]:
+    where = (f"message {index + 1} of {count}" if count > 1 else "message") + \
+        f" to {message.to!r} (type {message.type!r})"
+    if message.kind not in KINDS:
+        raise BusError(f"{where}: unknown recipient kind {message.kind!r}; use one of "
+                       f"{', '.join(KINDS)}")
+    check_name(message.sender, f"{where}: sender")
+    check_name(message.type, f"{where}: type")
+    if message.kind != "broadcast":
+        check_name(message.to, f"{where}: recipient")
+    return message, check_payload(message.payload, where), \
+        check_priority(message.priority, where)
+
+
+def _targets(db: sqlite3.Connection, message: Outgoing, known: dict[str, bool],
+             extra: dict[str, int]) -> tuple[list[str], str | None]:
+    """The agents a message goes to, or none and the reason it is a dead letter."""
+    if message.kind == "broadcast":
+        names = [row[0] for row in db.execute(
+            "SELECT name FROM bus_agents WHERE active = 1 AND name != ? ORDER BY name",
+            (message.sender,))]
+        return (names, None) if names else ([], "broadcast: no other active agent")
+    if message.kind == "capability":
+        agent = best_agent(db, message.to, extra)
+        if agent is None:
+            return [], f"no active agent has the capability {message.to!r}"
+        extra[agent] = extra.get(agent, 0) + 1
+        return [agent], None
+    if message.to not in known:
+        known[message.to] = _known(db, message.to)
+    if not known[message.to]:
+        return [], f"unknown recipient: no agent named {message.to!r} is registered"
+    return [message.to], None
+
+
+def receive(conn: sqlite3.Connection, agent: str, limit: int = 1, *,
+            visibility: float = VISIBILITY_S) -> list[Message]:
+    """Deliver up to `limit` messages of `agent`: by priority, then in the order sent.
+
+    Messages delivered earlier and not acknowledged within `visibility` seconds come again;
+    one delivered `max_attempts` times without an acknowledgement becomes a dead letter.
+    """
+    check_name(agent, "receiving agent")
+    if limit < 1:
+        raise BusError(f"receive: the number of messages must be 1 or more, not {limit}")
+
+    def body(db: sqlite3.Connection) -> list[Message]:
+        now = time.time()
+        db.execute("UPDATE bus_agents SET seen_at = ? WHERE name = ?", (now, agent))
+        got: list[Message] = []
+        while len(got) < limit:
+            rows = db.execute(
+                f"SELECT {_COLUMNS}, max_attempts FROM messages WHERE agent = ? AND state IN "
+                f"{OPEN_STATES} AND visible_at <= ? ORDER BY priority, id LIMIT ?",
+                (agent, now, limit - len(got))).fetchall()
+            if not rows:
+                break
+            dead = [(f"not acknowledged after {row[10]} deliveries", row[0])
+                    for row in rows if row[10] >= row[13]]
+            live = [row for row in rows if row[10] < row[13]]
+            db.executemany("UPDATE messages SET state = 'dead_letter', reason = ? "
+                           "WHERE id = ?", dead)
+            db.executemany("UPDATE messages SET state = 'delivered', attempts = attempts + 1, "
+                           "delivered_at = ?, visible_at = ? WHERE id = ?",
+                           [(now, now + visibility, row[0]) for row in live])
+            got += [_message((*row[:9], "delivered", row[10] + 1, *row[11:13]))
+                    for row in live]
+            if not dead:
+                break
+        return got
+    return transaction(conn, body)
+
+
+def ack(conn: sqlite3.Connection, agent: str, ids: Sequence[int]) -> list[int]:
+    """Acknowledge delivered messages of `agent`; returns the ids acknowledged now.
+
+    Raises:
+        BusError: an id that is not a message of `agent`, or was never delivered.
+    """
+    ids = list(dict.fromkeys(ids))
+
+    def body(db: sqlite3.Connection) -> list[int]:
+        states = _states(db, agent, ids)
+        fresh = [i for i in ids if states[i] in ("delivered", "failed")]
+        now = time.time()
+        db.executemany("UPDATE messages SET state = 'acknowledged', acked_at = ? WHERE id = ?",
+                       [(now, i) for i in fresh])
+        return fresh
+    return transaction(conn, body)
+
+
+def fail(conn: sqlite3.Connection, agent: str, message_id: int, reason: str, *,
+         retry_after: float = 0.0) -> str:
+    """A receiver could not process a message: it is offered again after `retry_after`
+    seconds, or becomes a dead letter once its attempts are used up. Returns the new state."""
+    def body(db: sqlite3.Connection) -> str:
+        state = _states(db, agent, [message_id])[message_id]
+        if state != "delivered":
+            raise BusError(f"message {message_id} is {state}; only a delivered message can "
+                           "be failed")
+        attempts, most = db.execute("SELECT attempts, max_attempts FROM messages WHERE id = ?",
+                                    (message_id,)).fetchone()
+        new = "dead_letter" if attempts >= most else "failed"
+        text = f"failed {attempts} times, last: {reason}" if new == "dead_letter" else reason
+        db.execute("UPDATE messages SET state = ?, reason = ?, visible_at = ? WHERE id = ?",
+                   (new, text, time.time() + retry_after, message_id))
+        return new
+    return transaction(conn, body)
+
+
+def _states(db: sqlite3.Connection, agent: str, ids: Sequence[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        for message_id, owner, state in db.execute(
+                f"SELECT id, agent, state FROM messages WHERE id IN ({marks})", chunk):
+            if owner != agent:
+                raise BusError(f"message {message_id} is addressed to {owner!r}, not to "
+                               f"{agent!r}; only its recipient can acknowledge it")
+            found[int(message_id)] = str(state)
+    for message_id in ids:
+        if message_id not in found:
+            raise BusError(f"no message {message_id} (see `comm show-messages`)")
+        if found[message_id] == "pending":
+            raise BusError(f"message {message_id} was not delivered yet; receive it first")
+    return found
+
+
+def messages(conn: sqlite3.Connection, *, agent: str | None = None, type: str | None = None,
+             state: str | None = None, limit: int = 100) -> list[Message]:
+    """The newest messages (to or from `agent`, of `type`, in `state`), oldest first."""
+    where, params = ["1"], []
+    if agent:
+        where.append("(agent = ? OR sender = ? OR recipient = ?)")
+        params += [agent, agent, agent]
+    for column, value in (("type", type), ("state", state)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
+                        "ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+    return [_message(row) for row in reversed(rows)]
+
+
+def counts(conn: sqlite3.Connection, session_id: str | None = None) -> dict[str, int]:
+    """Messages per state (of one session, or all), for the dashboard."""
+    sql = "SELECT state, count(*) FROM messages"
+    rows = conn.execute(sql + " WHERE session_id = ? GROUP BY state", (session_id,)) \
+        if session_id else conn.execute(sql + " GROUP BY state")
+    return {str(state): int(n) for state, n in rows}
+
+
+def agent_status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every registered agent: capabilities, events, activity and its messages by state."""
+    per: dict[str, dict[str, int]] = {}
+    for agent, state, n in conn.execute("SELECT agent, state, count(*) FROM messages "
+                                        "WHERE agent IS NOT NULL GROUP BY agent, state"):
+        per.setdefault(agent, {})[state] = n
+    events: dict[str, list[str]] = {}
+    for event, agent in conn.execute("SELECT event, agent FROM bus_subscriptions "
+                                     "ORDER BY event"):
+        events.setdefault(agent, []).append(event)
+    return [{"agent": name, "active": bool(active), "capabilities": json.loads(caps),
+             "events": events.get(name, []), "session": session, "seen_at": seen,
+             "messages": per.get(name, {})}
+            for name, caps, active, session, seen in conn.execute(
+                "SELECT name, capabilities, active, session_id, seen_at FROM bus_agents "
+                "ORDER BY name")]
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+def publish(conn: sqlite3.Connection, source: str, type: str, payload: str | bytes, *,
+            session_id: str | None = None, priority: str = "normal") -> tuple[int, int]:
+    """Record an event and fan it out as a message to every active subscriber of its type
+    (or of `*`); returns (event id, messages made)."""
+    where = f"event {type!r} from {source!r}"
+    check_name(source, f"{where}: source")
+    check_name(type, f"{where}: type")
+    text, number = check_payload(payload, where), check_priority(priority, where)
+
+    def body(db: sqlite3.Connection) -> tuple[int, int]:
+        now = time.time()
+        subscribers = [row[0] for row in db.execute(
+            "SELECT DISTINCT s.agent FROM bus_subscriptions s JOIN bus_agents a ON "
+            "a.name = s.agent WHERE s.event IN (?, '*') AND a.active = 1 AND s.agent != ? "
+            "ORDER BY s.agent", (type, source))]
+        event_id = int(db.execute(
+            "INSERT INTO bus_events (session_id, source, type, payload, subscribers, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (session_id, source, type, text, len(subscribers), now)).lastrowid or 0)
+        db.executemany(_INSERT, [(session_id, source, "agent", agent, agent, type, text,
+                                  number, "pending", MAX_ATTEMPTS, now, None, event_id, now)
+                                 for agent in subscribers])
+        return event_id, len(subscribers)
+    return transaction(conn, body)
+
+
+def events(conn: sqlite3.Connection, *, session_id: str | None = None,
+           limit: int = 100) -> list[dict[str, Any]]:
+    """The newest published events, oldest first."""
+    sql = "SELECT id, session_id, source, type, payload, subscribers, created_at FROM bus_events"
+    rows = (conn.execute(sql + " WHERE session_id = ? ORDER BY id DESC LIMIT ?",
+                         (session_id, limit)) if session_id
+            else conn.execute(sql + " ORDER BY id DESC LIMIT ?", (limit,))).fetchall()
+    return [{"id": r[0], "session": r[1], "source": r[2], "type": r[3],
+             "payload": json.loads(r[4]), "subscribers": r[5], "created_at": r[6]}
+            for r in reversed(rows)]
+
+
+# -- shared context ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContextValue:
+    """One version of a context key: its JSON text, who wrote it and when."""
+
+    key: str
+    value: str
+    version: int
+    written_by: str
+    written_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON-able data, the value decoded."""
+        return {"key": self.key, "value": json.loads(self.value), "version": self.version,
+                "written_by": self.written_by, "written_at": self.written_at}
+
+
+def check_key(key: str) -> str:
+    """A context key: 1 to 256 printable characters."""
+    if not isinstance(key, str) or not 0 < len(key) <= 256 or not key.isprintable():
+        raise BusError(f"context key {key!r} is not valid: use 1 to 256 printable characters")
+    return key
+
+
+def context_get(conn: sqlite3.Connection, session_id: str, key: str) -> ContextValue | None:
+    """The current value of `key` in a session, or None."""
+    row = conn.execute("SELECT key, value, version, written_by, written_at FROM context "
+                       "WHERE session_id = ? AND key = ?", (session_id, check_key(key))
+                       ).fetchone()
+    return ContextValue(*row) if row else None
+
+
+def context_set(conn: sqlite3.Connection, session_id: str, key: str, value: str | bytes,
+                writer: str, *, expect_version: int | None = None) -> ContextValue:
+    """Write `key` (JSON text) as its next version; with `expect_version` only if the stored
+    version is that one (0: only if the key does not exist yet).
+
+    Raises:
+        ContextConflict: the stored version differs; nothing was written.
+        BusError: a bad key or value.
+    """
+    where = f"context key {check_key(key)!r} of session {session_id}"
+    text = check_payload(value, where)
+    check_name(writer, f"{where}: writer")
+
+    def body(db: sqlite3.Connection) -> ContextValue:
+        current = context_get(db, session_id, key)
+        version = current.version if current else 0
+        if expect_version is not None and expect_version != version:
+            by = (f" (written by {current.written_by} at "
+                  f"{time.strftime('%H:%M:%S', time.localtime(current.written_at))})"
+                  if current else " (it does not exist)")
+            raise ContextConflict(f"{where} is at version {version}{by}, not the expected "
+                                  f"{expect_version}; read it again and retry")
+        new = ContextValue(key, text, version + 1, writer, time.time())
+        db.execute("INSERT OR REPLACE INTO context (session_id, key, value, version, "
+                   "written_by, written_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   (session_id, key, text, new.version, writer, new.written_at))
+        db.execute("INSERT INTO context_history (session_id, key, version, value, written_by, "
+                   "written_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   (session_id, key, new.version, text, writer, new.written_at))
+        return new
+    return transaction(conn, body)
+
+
+def context_history(conn: sqlite3.Connection, session_id: str, key: str) -> list[ContextValue]:
+    """Every version of `key` in a session, oldest first."""
+    return [ContextValue(*row) for row in conn.execute(
+        "SELECT key, value, version, written_by, written_at FROM context_history WHERE "
+        "session_id = ? AND key = ? ORDER BY version", (session_id, check_key(key)))]
+
+
+def context_keys(conn: sqlite3.Connection, session_id: str) -> list[ContextValue]:
+    """Every key of a session's context at its current version."""
+    return [ContextValue(*row) for row in conn.execute(
+        "SELECT key, value, version, written_by, written_at FROM context WHERE "
+        "session_id = ? ORDER BY key", (session_id,))]
+
+
+# -- progress ----------------------------------------------------------------------------
+
+
+def record_progress(conn: sqlite3.Connection, agent: str, percent: float, note: str | None,
+                    *, session_id: str | None = None, task_id: str | None = None) -> int:
+    """Record an agent's progress (0 to 100) and publish a `progress` event; the row id."""
+    check_name(agent, "agent reporting progress")
+    if not 0 <= percent <= 100:
+        raise BusError(f"progress of {agent}: {percent:g} is not a percentage from 0 to 100")
+    if note is not None and len(note) > 4096:
+        raise BusError(f"progress of {agent}: the note is {len(note)} characters, over 4096")
+
+    def body(db: sqlite3.Connection) -> int:
+        row_id = int(db.execute(
+            "INSERT INTO progress (session_id, task_id, agent, percent, note, at) VALUES "
+            "(?, ?, ?, ?, ?, ?)", (session_id, task_id, agent, percent, note, time.time())
+        ).lastrowid or 0)
+        publish(db, agent, "progress", json.dumps({"task": task_id, "percent": percent,
+                                                   "note": note}), session_id=session_id)
+        return row_id
+    return transaction(conn, body)
+
+
+def latest_progress(conn: sqlite3.Connection, session_id: str) -> dict[str, dict[str, Any]]:
+    """The latest progress of each task (or agent) of a session."""
+    rows = conn.execute("SELECT coalesce(task_id, agent), agent, percent, note, at FROM "
+                        "progress WHERE session_id = ? ORDER BY id", (session_id,))
+    return {str(who): {"agent": agent, "percent": pct, "note": note, "at": at}
+            for who, agent, pct, note, at in rows}
