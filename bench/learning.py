@@ -7,13 +7,16 @@ WfFormat; see `core.wfformat`) and reports:
   (`core.simulate`) at P=4 and P=16, durations from the trace: makespan / lower bound
   (max(critical path, W/P)), geometric mean and worst over all instances, how many exceed
   Graham's bound (must be 0), and the median parallel efficiency W/(P*M).
-- prediction, per family with at least 4 instances: `core.predict` trained on the smaller
-  half (by task count), scored on the larger half, on tasks of at least 1 s: median absolute
-  percentage error, coverage of the 80% interval, mean interval width (s) and mean interval
-  score (s; width plus 2/alpha times any miss).
-- learning pays: on those larger halves, at P=4 and P=16, the schedule ordered by predicted
-  durations and run with the true ones, against the same policy knowing the true durations
-  (the oracle) and against ready-queue (FIFO) order: geometric means of makespan ratios.
+- prediction, per family with at least 4 instances: `core.predict` trained on the tasks of at
+  least 1 s of the smaller half (by task count), scored on the same population of the larger
+  half: median absolute percentage error, coverage of the 80% interval, mean interval width
+  (s) and mean interval score (s; width plus 2/alpha times any miss). Sub-second runs (27%
+  of all, some of 0 s) are left out of training too: in log space they would drag each
+  kind's model toward a population that is never scored.
+- learning pays: on those larger halves, at P=4 and P=16, the schedule ordered by durations
+  predicted from all tasks of the smaller half (short ones included: the order needs them)
+  and run with the true ones, against the same policy knowing the true durations (the
+  oracle) and against ready-queue (FIFO) order: geometric means of makespan ratios.
 
     python bench/learning.py [--data DIR] [--json]
 """
@@ -46,7 +49,8 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wfinst
 WORKERS = (4, 16)
 COVERAGE = 0.8
 MIN_SECONDS = 1.0
-"""Tasks shorter than this are not scored (percentage errors of near-zero runtimes explode)."""
+"""Tasks shorter than this are neither trained on nor scored (percentage errors of near-zero
+runtimes explode)."""
 MIN_INSTANCES = 4
 """Families with fewer instances are replayed but not used for prediction."""
 EPS = 1e-9
@@ -110,10 +114,11 @@ def split(instances: list[TraceInstance]) -> tuple[list[TraceInstance], list[Tra
     return instances[:half], instances[half:]
 
 
-def train(instances: list[TraceInstance]) -> Predictor:
-    """A predictor fed the instances' tasks, smallest instance first."""
+def train(instances: list[TraceInstance], shortest: float = 0.0) -> Predictor:
+    """A predictor fed the instances' tasks of at least `shortest` s, smallest instance first."""
     return fit((Sample(task.kind, task.runtime, task.input_bytes)
-                for instance in instances for task in instance.tasks), COVERAGE)
+                for instance in instances for task in instance.tasks
+                if task.runtime >= shortest), COVERAGE)
 
 
 def score(predictor: Predictor, instances: list[TraceInstance]) -> dict[str, float]:
@@ -167,8 +172,8 @@ def prediction_and_learning(families: dict[str, list[TraceInstance]],
         if len(instances) < MIN_INSTANCES:
             continue
         older, newer = split(instances)
-        predictor = train(older)
-        prediction[family] = score(predictor, newer)
+        prediction[family] = score(train(older, MIN_SECONDS), newer)
+        predictor = train(older)  # the schedule needs estimates of sub-second tasks too
         for instance in newer:
             plan, truth = instance.plan(), instance.durations
             guess = predicted_durations(predictor, instance)

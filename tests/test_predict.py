@@ -88,3 +88,14 @@ def test_zero_durations_and_bad_input() -> None:
         fit([Sample("a", 1.0, float("nan"))])
     with pytest.raises(ValueError, match="coverage"):
         fit([], coverage=1.5)
+
+
+def test_interval_holds_its_point_and_the_new_level_after_a_drift() -> None:
+    rng = random.Random(7)
+    history = lognormal(rng, "build", 120, 10.0, 0.05) + lognormal(rng, "build", 60, 20.0, 0.05)
+    estimate = fit(history).predict("build")
+    assert estimate is not None
+    assert estimate.low <= estimate.point <= estimate.high
+    assert estimate.low <= 20.0 <= estimate.high
+    assert math.log(estimate.high / estimate.point) == pytest.approx(
+        math.log(estimate.point / estimate.low))

@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from dataclasses import MISSING, asdict, fields
 from typing import Any
 
-import networkx as nx
-
 from orchestrator_tui.core.errors import CycleError, WorkflowError
 from orchestrator_tui.core.models import IntentSpec, RecoveryConfig, TaskSpec
 
@@ -107,6 +105,8 @@ class Plan:
         if levels is None:
             levels = _forward_levels(pred)
         if levels is None:
+            import networkx as nx  # loaded when first needed: it takes ~0.1 s to import
+
             if not nx.is_directed_acyclic_graph(self.graph):
                 raise CycleError(self._find_cycle(), file=source, intent=intent.name)
             levels = _kahn_levels(succ, pred)
@@ -118,6 +118,8 @@ class Plan:
 
     def _find_cycle(self) -> list[str]:
         """One cycle, as tasks that each depend on the next, starting at the earliest one."""
+        import networkx as nx
+
         cycle = [edge[1] for edge in reversed(nx.find_cycle(self.graph))]
         start = min(range(len(cycle)), key=lambda i: self.position[cycle[i]])
         return cycle[start:] + cycle[:start]
@@ -259,6 +261,8 @@ def _digraph(tasks: Mapping[str, TaskSpec], succ: _Adjacency, pred: _Adjacency) 
     This is the storage layout networkx itself uses; handing it over directly avoids the
     per-edge overhead of `add_edges_from`, which dominates for large plans.
     """
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph._node = {task_id: {} for task_id in tasks}
     graph._adj = succ

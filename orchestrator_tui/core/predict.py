@@ -7,10 +7,13 @@ on log input size; the one with the smaller held-out error is kept. A kind with 
 is shrunk toward the global median, so an estimate moves steadily as history accumulates.
 
 Intervals are split-conformal: the kind's model is fitted on its older samples, and the
-quantiles of its log residuals on the newer ones give the interval around the final model
-(fitted on everything). Calibrating on the newest samples makes the stated coverage hold
-when the future looks like the recent past, not only like a random draw of it. A kind with
-too few held-out residuals uses the residuals of all kinds pooled.
+quantile of its absolute log residuals on the newer ones gives a symmetric interval (in log
+space) around the final model (fitted on everything). Calibrating on the newest samples
+makes the stated coverage hold when the future looks like the recent past, not only like a
+random draw of it. Absolute residuals keep the final point inside its interval even when the
+newest samples drifted to one side of the older model: the drift widens the interval instead
+of moving it away from the point. A kind with too few held-out residuals uses the residuals
+of all kinds pooled.
 
 Pure: no I/O. `predict` returns None when there is no history at all ("no data yet").
 """
@@ -76,7 +79,7 @@ class _Model:
 class _KindFit:
     model: _Model
     low: float
-    """Quantile of the log residuals below the model (<= 0 usually)."""
+    """Lower bound of the log residuals (the negated upper one: intervals are symmetric)."""
     high: float
     n: int
     median_size: float | None
@@ -134,7 +137,6 @@ def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
         return Predictor({}, None, coverage)
     everything = [y for rows in by_kind.values() for _, y in rows]
     prior = statistics.median(everything)
-    tail = (1 - coverage) / 2
     pooled: list[float] = []
     held: dict[str, list[float]] = {}
     models: dict[str, _Model] = {}
@@ -142,13 +144,13 @@ def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
         models[kind], held[kind] = _choose(rows, prior)
         pooled.extend(held[kind])
     global_residuals = [y - prior for y in everything]
-    fallback = _KindFit(_Model(prior), *_quantiles(global_residuals, tail), len(everything),
+    fallback = _KindFit(_Model(prior), *_bounds(global_residuals, coverage), len(everything),
                         None)
-    pooled_bounds = _quantiles(pooled, tail) if pooled else (fallback.low, fallback.high)
+    pooled_bounds = _bounds(pooled, coverage) if pooled else (fallback.low, fallback.high)
     kinds: dict[str, _KindFit] = {}
     for kind, rows in by_kind.items():
         residuals = held[kind]
-        low, high = (_quantiles(residuals, tail) if len(residuals) >= MIN_OWN_RESIDUALS
+        low, high = (_bounds(residuals, coverage) if len(residuals) >= MIN_OWN_RESIDUALS
                      else pooled_bounds)
         sizes = [size for size, _ in rows if size is not None]
         kinds[kind] = _KindFit(models[kind], low, high, len(rows),
@@ -205,13 +207,12 @@ def _sized_spread(rows: Sequence[tuple[float | None, float]]) -> bool:
     return len(sizes) >= 2 and sum(size is not None for size, _ in rows) >= MIN_LINE // 2
 
 
-def _quantiles(residuals: Sequence[float], tail: float) -> tuple[float, float]:
-    """Split-conformal bounds: the residual ranks that cover 1 - 2 * tail of new cases."""
-    ordered = sorted(residuals)
+def _bounds(residuals: Sequence[float], coverage: float) -> tuple[float, float]:
+    """Split-conformal bounds: the absolute residual rank that covers `coverage` of new cases."""
+    ordered = sorted(abs(residual) for residual in residuals)
     n = len(ordered)
-    low_rank = max(0, math.floor((n + 1) * tail) - 1)
-    high_rank = min(n - 1, math.ceil((n + 1) * (1 - tail)) - 1)
-    return ordered[low_rank], ordered[high_rank]
+    rank = min(n - 1, math.ceil((n + 1) * coverage) - 1)
+    return -ordered[rank], ordered[rank]
 
 
 def _log_seconds(seconds: float) -> float:
