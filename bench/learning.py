@@ -6,7 +6,8 @@ WfFormat; see `core.wfformat`) and reports:
 - schedule: each instance replayed in simulated time with the engine's own policy
   (`core.simulate`) at P=4 and P=16, durations from the trace: makespan / lower bound
   (max(critical path, W/P)), geometric mean and worst over all instances, how many exceed
-  Graham's bound (must be 0), and the median parallel efficiency W/(P*M).
+  Graham's bound (must be 0), and the median parallel efficiency W/(P*M); the same in
+  levels mode (one level at a time, `orchestrator run --mode levels`).
 - prediction, per family with at least 4 instances: `core.predict` trained on the tasks of at
   least 1 s of the smaller half (by task count), scored on the same population of the larger
   half: median absolute percentage error, coverage of the 80% interval, mean interval width
@@ -87,6 +88,8 @@ def schedule_replay(
     for workers in WORKERS:
         ratios: list[float] = []
         efficiencies: list[float] = []
+        level_ratios: list[float] = []
+        level_efficiencies: list[float] = []
         violations = 0
         for family, instances in families.items():
             mine: list[float] = []
@@ -97,6 +100,9 @@ def schedule_replay(
                 mine.append(run.makespan / run.lower_bound)
                 efficiencies.append(run.efficiency)
                 violations += run.makespan > run.graham_bound * (1 + EPS) + EPS
+                levels = simulate(instance.plan(), instance.durations, workers, mode="levels")
+                level_ratios.append(levels.makespan / levels.lower_bound)
+                level_efficiencies.append(levels.efficiency)
             ratios += mine
             per_family[family][workers] = geomean(mine)
         figures[f"p{workers}"] = {
@@ -104,6 +110,8 @@ def schedule_replay(
             "worst_ratio": round(max(ratios), 4),
             "graham_violations": violations,
             "efficiency_median": round(statistics.median(efficiencies), 4),
+            "levels_geomean_ratio": round(geomean(level_ratios), 4),
+            "levels_efficiency_median": round(statistics.median(level_efficiencies), 4),
         }
     return figures, per_family
 
@@ -206,7 +214,9 @@ def show(figures: dict[str, Any], per_family: dict[str, dict[int, float]],
         table.add_row(family, *(f"{by_p[w]:.4f}" for w in WORKERS))
     for key, label in (("geomean_ratio", "geomean (all instances)"),
                        ("worst_ratio", "worst"), ("graham_violations", "Graham violations"),
-                       ("efficiency_median", "efficiency W/(P*M), median")):
+                       ("efficiency_median", "efficiency W/(P*M), median"),
+                       ("levels_geomean_ratio", "levels mode: geomean"),
+                       ("levels_efficiency_median", "levels mode: efficiency, median")):
         table.add_row(label, *(str(figures["schedule"][f"p{w}"][key]) for w in WORKERS))
     console.print(table)
     table = Table(title="Prediction (train on smaller half, score larger half, tasks >= 1 s)",

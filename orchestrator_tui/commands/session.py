@@ -20,6 +20,7 @@ from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES
 from orchestrator_tui.engine import control
+from orchestrator_tui.engine.dispatch import STOLEN
 from orchestrator_tui.engine.settings import save_setting
 from orchestrator_tui.store import queries
 from orchestrator_tui.views import graph_text, history_rows, session_summary
@@ -106,7 +107,51 @@ async def _parallel_status(conn: aiosqlite.Connection, args: argparse.Namespace,
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
     lines += [f"  {r['state']:<8} {r['task']} (attempt {r['attempt']}, {r['seconds']} s)"
               for r in running]
+    agents = await _agent_figures(conn, session, tasks, now)
+    data["agents"] = agents
+    if agents:
+        lines.append("agents (queue = its ready tasks; busy = tasks running on average):")
+        lines += [f"  {name:<24} running {a['running']}, queue {a['queue']}, steals "
+                  f"{a['steals']}, busy {a['busy']}" for name, a in agents.items()]
     return CommandResult("\n".join(lines), data)
+
+
+async def _agent_figures(conn: aiosqlite.Connection, session: queries.SessionRow,
+                         tasks: list[queries.TaskRow], now: float) -> dict[str, dict[str, Any]]:
+    """Per agent, from the database: tasks running and queued (ready), steals (the
+    `running` transitions that say a task was stolen) and utilisation (agent-seconds
+    running over the session's time)."""
+    agent_of = {t.id: t.agent for t in tasks if t.agent}
+    figures = {name: {"running": 0, "queue": 0, "steals": 0, "busy": 0.0}
+               for name in sorted(set(agent_of.values()))}
+    for t in tasks:
+        if t.agent:
+            key = "running" if t.state in ("running", "paused") else \
+                "queue" if t.state == "ready" else None
+            if key:
+                figures[t.agent][key] += 1
+    busy: dict[str, float] = {}
+    since: dict[str, float] = {}
+    for row in await queries.history(conn, session.id):
+        tid = row.task_id
+        if tid is None or tid not in agent_of:
+            continue
+        if tid in since:
+            busy[tid] = busy.get(tid, 0.0) + row.at - since.pop(tid)
+        if row.to_state == "running":
+            since[tid] = row.at
+            thief = row.reason.partition(" started by ")[2].partition(f", {STOLEN} ")[0]
+            if f", {STOLEN} " in row.reason and thief in figures:
+                figures[thief]["steals"] += 1
+    end = session.finished_at or now
+    for tid, start in since.items():
+        busy[tid] = busy.get(tid, 0.0) + max(0.0, end - start)
+    elapsed = max(end - session.created_at, 1e-9)
+    for tid, seconds in busy.items():
+        figures[agent_of[tid]]["busy"] += seconds / elapsed
+    for figure in figures.values():
+        figure["busy"] = round(figure["busy"], 2)
+    return figures
 
 
 @command("parallel", "set-limit")

@@ -116,6 +116,19 @@ class Plan:
             buckets[level].append(task_id)
         self.order = [task_id for bucket in buckets for task_id in bucket]
 
+    def descendants(self, task_id: str) -> list[str]:
+        """Every task that waits on `task_id`, directly or not, nearest first."""
+        seen: set[str] = set()
+        stack, order = [task_id], []
+        succ = self.graph.succ
+        while stack:
+            for nxt in succ[stack.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    order.append(nxt)
+                    stack.append(nxt)
+        return order
+
     def _find_cycle(self) -> list[str]:
         """One cycle, as tasks that each depend on the next, starting at the earliest one."""
         import networkx as nx

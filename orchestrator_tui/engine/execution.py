@@ -8,42 +8,28 @@ before any of them starts. Everything else is group-committed by the writer.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
-from orchestrator_tui.core.errors import OrchestratorError, StoreError
+from orchestrator_tui.core.admission import (
+    Need,
+)
+from orchestrator_tui.core.errors import StoreError
 from orchestrator_tui.core.plan import Plan
-from orchestrator_tui.core.policy import Candidate, ReadyQueue, free_slots
-from orchestrator_tui.core.pressure import (
-    Action,
-    PauseSession,
-    PauseTasks,
-    Pressure,
-    ResumeSession,
-    ResumeTasks,
-    RunningTask,
-    SetLimit,
-    Work,
-    describe,
-)
-from orchestrator_tui.core.recovery_policy import (
-    Decompose,
-    Escalate,
-    Fallback,
-    GiveUp,
-    PauseForUser,
-    RetrySame,
-    Step,
-)
+from orchestrator_tui.core.policy import Candidate, ReadyQueue
 from orchestrator_tui.core.states import (
     DONE_TASK_STATES,
     SessionState,
     TaskState,
 )
+from orchestrator_tui.engine.dispatch import (
+    Dispatcher,
+    agent_limits,
+    check_mode,
+    resource_admission,
+)
 from orchestrator_tui.engine.events import (
-    WAKE,
     Attempt,
     Completion,
     Control,
@@ -55,21 +41,21 @@ from orchestrator_tui.engine.events import (
     TaskView,
     Wake,
 )
+from orchestrator_tui.engine.execution_base import Checkpointer
 from orchestrator_tui.engine.failure_recovery import FailureRecovery
+from orchestrator_tui.engine.failures import FailureHandling
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.launch import AttemptLauncher
 from orchestrator_tui.engine.record import SessionRecord
-from orchestrator_tui.engine.runners.base import Handle, Outcome
-from orchestrator_tui.store import crashpoints, records
-from orchestrator_tui.store.backup import rescue_path
+from orchestrator_tui.engine.runners.base import Handle
+from orchestrator_tui.engine.steering import Steering
+from orchestrator_tui.store import crashpoints
 from orchestrator_tui.store.writer import Writer
 
 T, S = TaskState, SessionState
-Checkpointer = Callable[[str, str], Awaitable[str]]
-"""Takes a checkpoint of the session given a name and a reason; returns its id."""
 
 
-class Execution(AttemptLauncher):
+class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
     """Runs one session's plan to its end, or until it is paused, aborted or crashes."""
 
     def __init__(self, *, session_id: str, plan: Plan, writer: Writer, jobs: JobFactory,
@@ -78,7 +64,11 @@ class Execution(AttemptLauncher):
                  attempts: Mapping[str, int] | None = None,
                  estimates: Mapping[str, float] | None = None, grace: float = 5.0,
                  boot_id: str = "",
-                 success_rates: Mapping[str, tuple[int, int]] | None = None) -> None:
+                 success_rates: Mapping[str, tuple[int, int]] | None = None,
+                 mode: str = "list") -> None:
+        self.mode = check_mode(mode)
+        """`list`: a task starts once its dependencies are done; `levels`: only tasks of
+        the lowest unfinished level start (a barrier per level)."""
         self.session_id = session_id
         self.boot_id = boot_id
         self.plan = plan
@@ -121,6 +111,26 @@ class Execution(AttemptLauncher):
         self._phases_begun: set[str] = set()
         self._held: dict[str, list[str]] = {}
         """Ready tasks of a phase whose checkpoint is being taken, by phase."""
+        self._init_scheduling(plan, jobs)
+
+    def _init_scheduling(self, plan: Plan, jobs: JobFactory) -> None:
+        """Resources, per-agent limits and queues, the pool and the levels."""
+        self.admission = resource_admission(plan, jobs)
+        """The resources tasks need and the machine has; None when nothing declares any
+        (then only the parallel limit counts)."""
+        self._held_needs: dict[str, Need] = {}
+        self._agent_of: dict[str, str | None] = {t.id: t.agent for t in plan.tasks.values()}
+        self._agent_limits = agent_limits(plan, jobs)
+        self._agent_running: dict[str, str] = {}
+        """The agent each running task holds a slot of."""
+        self.steals: dict[str, int] = {}
+        """How many tasks each agent took from another's queue."""
+        self.pool_dynamic = False
+        """Whether the pool's size follows the machine's load (`engine.pool_monitor`)."""
+        self._levels: list[list[str]] = [[] for _ in range(plan.level_count)]
+        for tid in plan.order:
+            self._levels[plan.levels[tid]].append(tid)
+        self._level = 0
 
     # ----- public ------------------------------------------------------------------------
 
@@ -137,11 +147,6 @@ class Execution(AttemptLauncher):
         return Snapshot(self.session_id, self.session_state, len(self.plan.tasks),
                         dict(self.counts), running, self.parallel_limit, self.started_at,
                         time.time(), tuple(self.log)[-20:], self.record.seq)
-
-    @property
-    def session_state(self) -> SessionState:
-        """Where the session is now."""
-        return self.record.session_state
 
     @property
     def log(self) -> deque[str]:
@@ -210,21 +215,6 @@ class Execution(AttemptLauncher):
             while not self._events.empty():
                 self._handle(self._events.get_nowait())
 
-    def _dispatch(self) -> list[str]:
-        if self._paused or self._aborting:
-            return []
-        slots = free_slots(len(self._running), self.parallel_limit, self.max_concurrent)
-        if not slots or not len(self._ready):
-            return []
-        now = time.time()
-        started = []
-        for candidate in self._ready.take(slots):
-            tid = candidate.task_id
-            attempt = self._running[tid] = Attempt(self.record.start_task(tid, now), now)
-            self.record.touch_attempt(tid, attempt)
-            started.append(tid)
-        return started
-
     # ----- events ------------------------------------------------------------------------
 
     def _handle(self, event: Event) -> None:
@@ -246,6 +236,8 @@ class Execution(AttemptLauncher):
         crashpoints.reached("completing")
         tid, outcome, now = event.task_id, event.outcome, time.time()
         attempt = self._running.pop(tid, None)
+        if attempt is not None:
+            self._release_slot(tid)
         if attempt is None or attempt.number != event.attempt:
             return
         self._pressure_held.discard(tid)
@@ -263,6 +255,14 @@ class Execution(AttemptLauncher):
                 record.note(f"recovery: {tid} succeeded with {agent}", tid)
         elif outcome.cancelled or self._aborting:
             record.finish_task(tid, T.CANCELLED, outcome, outcome.error or "cancelled", now)
+        elif outcome.lost:  # the machine running it went away: as after a crash
+            again = self.jobs.idempotent(self.plan.tasks[tid])
+            record.set_task(tid, T.READY if again else T.INTERRUPTED,
+                            f"{outcome.error}; " + ("it runs again (idempotent)" if again else
+                                                    "not idempotent: waits for your decision"),
+                            now)
+            if again:
+                self._push(tid)
         elif not self.jobs.workspace.is_dir():
             self._workspace_gone(tid, now)
         else:
@@ -271,294 +271,6 @@ class Execution(AttemptLauncher):
             self._recover(tid, step, outcome.error or "failed", event.attempt, now, outcome)
         if tid in self.failure_recovery.parent_of and not self._aborting:
             self._subtask_ended(tid, now)
-
-    # ----- recovery of failed tasks (see core.recovery_policy) ---------------------------
-
-    def _recover(self, tid: str, step: Step, error: str, attempt: int, now: float,
-                 outcome: Outcome | None) -> None:
-        """Apply one recovery step to a task that failed (RUNNING), or to a decomposed
-        parent whose decomposition failed (RETRYING); each step writes one note."""
-        while isinstance(step, Fallback | Escalate):
-            try:
-                self.jobs.rebind(tid, step.agent)
-                break
-            except OrchestratorError as problem:
-                self.record.note(f"recovery: {tid} cannot run with {step.agent}: {problem}",
-                                 tid)
-                if isinstance(step, Escalate):
-                    step = GiveUp(f"cannot escalate to {step.agent}")
-                else:
-                    self.failure_recovery.unusable(tid, step.agent)
-                    step = self.failure_recovery.next_step(tid, attempt)
-        quiet = isinstance(step, GiveUp) and self.failure_recovery.config is None \
-            and not self.failure_recovery.progress(tid).decomposition
-        if not quiet:
-            self.record.note(self.failure_recovery.describe(tid, step, error, attempt), tid)
-        if isinstance(step, RetrySame):
-            self.record.set_task(tid, T.RETRYING, f"{error}; retry in {step.delay:g} s", now)
-            loop = asyncio.get_running_loop()
-            self._retry_timers[tid] = loop.call_later(step.delay, self._events.put_nowait,
-                                                      RetryDue(tid))
-        elif isinstance(step, Fallback | Escalate):
-            how = "falls back to" if isinstance(step, Fallback) else "escalates to"
-            self.writer.add(records.SET_TASK_AGENT, (step.agent, now, self.session_id, tid))
-            if self.states[tid] == T.RUNNING:
-                self.record.set_task(tid, T.RETRYING, f"{error}; {how} {step.agent}", now)
-            self.record.set_task(tid, T.READY, f"{step.agent} takes over", now)
-            self._push(tid)
-        elif isinstance(step, Decompose):
-            self.record.set_task(tid, T.RETRYING, f"{error}; its decomposition runs instead: "
-                                                  + ", ".join(step.subtasks), now)
-            for sub in step.subtasks:
-                self._waiting[sub] -= 1
-                if self._waiting[sub] == 0 and self.states[sub] == T.PENDING:
-                    self.record.set_task(sub, T.READY, f"{tid} failed; its decomposition runs",
-                                         now)
-                    self._push(sub)
-            self._check_decomposition(tid, now)
-        else:
-            self._fail(tid, error, outcome, now)
-            if isinstance(step, PauseForUser):
-                self.request(Control("pause", reason=step.why))
-
-    def _fail(self, tid: str, error: str, outcome: Outcome | None, now: float) -> None:
-        """The task has failed for good: its dependents are skipped."""
-        if self.states[tid] == T.RETRYING:  # a parent whose decomposition failed
-            row = self.record.rows[tid]
-            row.error, row.finished_at = error, now
-            self.record.set_task(tid, T.CANCELLED, f"failed; {error}", now)
-        else:
-            assert outcome is not None
-            self.record.finish_task(tid, T.FAILED, outcome, error, now)
-        self._failures.append(tid)
-        self._skip_waiting_on(tid, f"dependency {tid} failed", now)
-
-    def _release_dependents(self, tid: str, reason: str, now: float) -> None:
-        """`tid` is done with (succeeded, or recovered by its decomposition): its dependents
-        may become ready, and its decomposition's subtasks are not needed."""
-        parent_of = self.failure_recovery.parent_of
-        for dependent in self.plan.graph.succ[tid]:
-            if parent_of and parent_of.get(dependent) == tid:
-                if self.states[dependent] == T.PENDING:
-                    self.record.set_task(dependent, T.SKIPPED, f"not needed: {tid} succeeded",
-                                         now)
-                continue
-            self._waiting[dependent] -= 1
-            if self._waiting[dependent] == 0 and self.states[dependent] == T.PENDING:
-                self.record.set_task(dependent, T.READY, reason, now)
-                self._push(dependent)
-
-    def _subtask_ended(self, sub: str, now: float) -> None:
-        parent = self.failure_recovery.parent_of[sub]
-        if self.failure_recovery.progress(parent).decomposition == "running":
-            self._check_decomposition(parent, now)
-
-    def _check_decomposition(self, parent: str, now: float) -> None:
-        """When all of a parent's subtasks succeeded, they stand in for it; when one failed,
-        the parent's recovery goes on."""
-        subtasks = self.plan.tasks[parent].decompose
-        failed = next((sub for sub in subtasks
-                       if self.states[sub] in (T.FAILED, T.SKIPPED, T.CANCELLED)), None)
-        progress = self.failure_recovery.progress(parent)
-        if failed is not None:
-            progress.decomposition = "failed"
-            for sub in subtasks:
-                if self.states[sub] == T.PENDING:
-                    self.record.set_task(sub, T.SKIPPED, f"the decomposition of {parent} "
-                                                         f"failed at {failed}", now)
-            cause = self.record.rows[failed].error or self.states[failed]
-            attempt = self.record.rows[parent].attempts
-            self._recover(parent, self.failure_recovery.next_step(parent, attempt),
-                          f"its decomposition failed at {failed}: {cause}", attempt, now, None)
-        elif all(self.states[sub] == T.SUCCEEDED for sub in subtasks):
-            progress.decomposition = "recovered"
-            error = self.jobs.last_errors.get(parent) or "failed"
-            row = self.record.rows[parent]
-            row.result, row.finished_at = f"{error}; recovered by its decomposition", now
-            self.record.set_task(parent, T.CANCELLED, "failed; recovered by its decomposition "
-                                                      f"({', '.join(subtasks)} succeeded)", now)
-            self.record.note(f"recovery: {parent} failed; recovered by its decomposition "
-                             f"({len(subtasks)} subtask(s) succeeded)", parent)
-            self._release_dependents(
-                parent, f"dependencies met ({parent} recovered by its decomposition)", now)
-
-    def _skip_waiting_on(self, tid: str, reason: str, now: float) -> None:
-        """Skip the tasks still pending that wait on `tid`, directly or not (ready ones are
-        queued already and run)."""
-        for dependent in _descendants(self.plan, tid):
-            if self.states[dependent] == T.PENDING:
-                self.record.set_task(dependent, T.SKIPPED, reason, now)
-
-    def _recovered_decompositions(self) -> set[str]:
-        """On a resumed run: the parents recovered by their decomposition, whose dependents
-        wait for them no longer."""
-        recovered = set()
-        for task in self.plan.tasks.values():
-            if task.decompose and self.states[task.id] == T.CANCELLED and all(
-                    self.states[sub] == T.SUCCEEDED for sub in task.decompose):
-                recovered.add(task.id)
-                self.failure_recovery.progress(task.id).decomposition = "recovered"
-                for dependent in self.plan.graph.succ[task.id]:
-                    if dependent not in task.decompose:
-                        self._waiting[dependent] -= 1
-        return recovered
-
-    def _control(self, event: Control) -> None:
-        now = time.time()
-        outcome = self._apply_control(event, now)
-        self.record.note(f"{event.action}: {outcome}")
-        if event.control_id is not None:
-            self.writer.add(records.HANDLE_CONTROL, (now, outcome, event.control_id))
-
-    def _apply_control(self, event: Control, now: float) -> str:
-        action = event.action
-        if action == "pause":
-            if self._paused or self.session_state != S.EXECUTING:
-                return f"not paused: session is {self.session_state}"
-            self._paused = True
-            self._set_session(S.PAUSED, event.reason, now)
-            if self.checkpoint is not None:
-                self._track(self._take_checkpoint("pause", "on pause"), "checkpoint on pause")
-            stopped = 0
-            for tid, attempt in self._running.items():
-                if not attempt.paused and attempt.handle is not None and attempt.handle.pause():
-                    attempt.paused = True
-                    stopped += 1
-                    self.record.set_task(tid, T.PAUSED, "session paused", now)
-            return f"paused; {stopped} agent process group(s) stopped"
-        if action == "resume":
-            if not self._paused:
-                return f"not resumed: session is {self.session_state}"
-            if not self.jobs.workspace.is_dir():
-                return (f"refused: the workspace {self.jobs.workspace} is still missing; "
-                        "bring it back first, or abort")
-            self._paused = False
-            self._pressure_session = False
-            self._set_session(S.EXECUTING, event.reason, now)
-            for tid, attempt in self._running.items():
-                if attempt.paused and attempt.handle is not None \
-                        and tid not in self._pressure_held:
-                    attempt.handle.resume()
-                    attempt.paused = False
-                    self.record.set_task(tid, T.RUNNING, "session resumed", now)
-            return "resumed"
-        if action == "abort":
-            if self._aborting:
-                return "already aborting"
-            self._aborting = True
-            self._paused = False
-            for timer in self._retry_timers.values():
-                timer.cancel()
-            self._retry_timers.clear()
-            for watcher_tid, attempt in self._running.items():
-                if attempt.handle is not None:
-                    self._launch_terminate(watcher_tid, attempt.handle)
-            return f"aborting; {len(self._running)} running task(s) terminated"
-        if action in ("retry", "skip"):
-            return self._decide(action, event.argument or "", now)
-        if action == "set-limit":
-            try:
-                limit = int(event.argument or "")
-            except ValueError:
-                return f"refused: parallel limit must be a whole number, not {event.argument!r}"
-            if limit < 1:
-                return "refused: parallel limit must be at least 1"
-            self.user_limit = limit
-            self.writer.add(records.SET_SESSION_LIMIT, (limit, now, self.session_id))
-            if self._pressure_limit is not None and limit > self._pressure_limit:
-                self.parallel_limit = self._pressure_limit
-                return (f"parallel limit set to {limit}; {self._pressure_limit} until "
-                        "resources recover")
-            self.parallel_limit = limit
-            return f"parallel limit set to {limit}"
-        return f"refused: unknown action {action!r}"
-
-    # ----- resource pressure (see core.pressure) ----------------------------------------
-
-    def pressure_work(self) -> Work | None:
-        """What the pressure policy acts on, or None while it must not act (the user paused
-        the session, it is aborting or waiting for decisions)."""
-        if self._aborting or not (self.session_state == S.EXECUTING
-                                  or (self._paused and self._pressure_session)):
-            return None
-        running, held = [], []
-        for tid, attempt in self._running.items():
-            handle = attempt.handle
-            view = RunningTask(tid, self.plan.tasks[tid].priority, self._bottom[tid],
-                               handle is not None and handle.pid is not None)
-            if tid in self._pressure_held:
-                held.append(view)
-            elif not attempt.paused and self.states[tid] == T.RUNNING:
-                running.append(view)
-        return Work(tuple(running), tuple(held), self.parallel_limit, self.user_limit)
-
-    def apply_pressure(self, action: Action, reading: Pressure, cause: str) -> str:
-        """Carry out one step of the pressure policy; `cause` names the resource short
-        (`memory`, `disk`, ...). Writes one note and returns its text."""
-        now = time.time()
-        if isinstance(action, PauseTasks):
-            done = self._pressure_pause(action, cause, now)
-        elif isinstance(action, ResumeTasks):
-            done = self._pressure_resume(action, now)
-        elif isinstance(action, SetLimit):
-            old, self.parallel_limit = self.parallel_limit, action.limit
-            self._pressure_limit = None if action.restored else action.limit
-            done = f"parallel limit {old} -> {action.limit}" + (
-                " (your limit again)" if action.restored
-                else " (one task at a time)" if action.limit == 1 else "")
-        elif isinstance(action, PauseSession):
-            outcome = self._apply_control(
-                Control("pause", reason=f"resource exhaustion: {describe(reading)}"), now)
-            self._pressure_session = outcome.startswith("paused")
-            done = f"session {outcome}"
-        else:
-            assert isinstance(action, ResumeSession)
-            if self._pressure_session and self._paused:
-                done = "session " + self._apply_control(
-                    Control("resume", reason=f"resources recovered: {describe(reading)}"), now)
-            else:
-                done = "the session was resumed already"
-            self._pressure_session = False
-        text = f"resources: {describe(reading)}; {done}"
-        self.record.note(text, action.task_ids[0] if isinstance(action, PauseTasks | ResumeTasks)
-                         and len(action.task_ids) == 1 else None)
-        self._events.put_nowait(WAKE)
-        return text
-
-    def _pressure_pause(self, action: PauseTasks, cause: str, now: float) -> str:
-        paused = []
-        for tid in action.task_ids:
-            attempt = self._running.get(tid)
-            if attempt is None or attempt.paused or self.states[tid] != T.RUNNING \
-                    or attempt.handle is None or not attempt.handle.pause():
-                continue
-            attempt.paused = True
-            self._pressure_held.add(tid)
-            self.record.set_task(tid, T.PAUSED, f"{cause} pressure: paused, lower priority "
-                                                f"than {action.kept}", now)
-            paused.append(f"{tid} (priority {self.plan.tasks[tid].priority})")
-        if not paused:
-            return f"nothing to pause ({action.kept or 'no task'} keeps running)"
-        return "paused " + ", ".join(paused)
-
-    def _pressure_resume(self, action: ResumeTasks, now: float) -> str:
-        resumed = []
-        for tid in action.task_ids:
-            if tid not in self._pressure_held:
-                continue
-            self._pressure_held.discard(tid)
-            attempt = self._running.get(tid)
-            if attempt is None or not attempt.paused or attempt.handle is None or self._paused:
-                continue  # a paused session resumes it with the others
-            attempt.handle.resume()
-            attempt.paused = False
-            self.record.set_task(tid, T.RUNNING, "resources recovered: resumed"
-                                 if action.level == 0 else "resumed: no other task runs", now)
-            resumed.append(tid)
-        if not resumed:
-            return "nothing to resume"
-        return "resumed " + ", ".join(resumed) + (
-            "" if action.level == 0 else " (no other task was running)")
 
     # ----- ending ------------------------------------------------------------------------
 
@@ -597,86 +309,6 @@ class Execution(AttemptLauncher):
         await self._commit()
         return final
 
-    def _workspace_gone(self, tid: str, now: float) -> None:
-        """A task failed because its workspace disappeared (deleted, unmounted): not its
-        fault. It waits to run again, and the session pauses until the folder is back."""
-        self.record.set_task(tid, T.READY, "its workspace disappeared; it runs again when "
-                                           "the workspace is back", now)
-        self._push(tid)
-        if not self._paused and self.session_state == S.EXECUTING:
-            self._paused = True
-            reason = (f"the workspace {self.jobs.workspace} is gone (deleted or unmounted): "
-                      "bring it back, then resume; or abort")
-            self._set_session(S.PAUSED, reason, now)
-            self.record.note(reason)
-            if not self.writer.path.exists():
-                self._track(self._rescue_database(), "rescue the database")
-
-    async def _rescue_database(self) -> None:
-        """The database file went with the workspace: save what it holds before the user
-        loses it with this process."""
-        try:
-            target = await asyncio.to_thread(rescue_path, self.session_id)
-            await self.writer.copy_to(target)
-            self.record.note(f"the database {self.writer.path} was deleted with the "
-                             f"workspace; everything recorded is saved in {target}: carry on "
-                             f"with `--db {target}`")
-        except (OSError, sqlite3.Error, StoreError) as error:
-            self.record.note(f"the database {self.writer.path} was deleted and could not be "
-                             f"saved elsewhere: {error}")
-
-    # ----- automatic checkpoints ---------------------------------------------------------
-
-    async def _begin_phase(self, phase: str) -> None:
-        """Checkpoint before the first task of `phase` starts, then let its tasks run."""
-        await self._take_checkpoint(f"phase-{phase}", f"phase {phase} begins")
-        self._phases_begun.add(phase)
-        for tid in self._held.pop(phase, []):
-            if self.states[tid] == T.READY:
-                self._push(tid)
-        self._events.put_nowait(WAKE)
-
-    async def _take_checkpoint(self, name: str, reason: str) -> None:
-        """Commit what is pending, then checkpoint; a failure is noted, not fatal."""
-        assert self.checkpoint is not None
-        try:
-            await self._commit()
-            taken = await self.checkpoint(name, reason)
-            self.record.note(f"checkpoint {taken}: {reason}")
-        except Exception as error:  # the run goes on without this checkpoint
-            self.record.note(f"no checkpoint ({reason}): {error}")
-
-    # ----- decisions on interrupted tasks ------------------------------------------------
-
-    def _await_decisions(self) -> None:
-        """Nothing else can run: pause until the user decides on the interrupted tasks."""
-        if self._paused:
-            return
-        waiting = [tid for tid, state in self.states.items() if state == T.INTERRUPTED]
-        self._paused = True
-        self._set_session(S.PAUSED, f"waiting for your decision on interrupted task(s) "
-                                    f"{', '.join(waiting[:10])}: retry or skip each "
-                                    "(`orchestrator task retry|skip TASK`), or abort",
-                          time.time())
-
-    def _decide(self, action: str, tid: str, now: float) -> str:
-        """The user's decision on an interrupted task: run it again, or skip it."""
-        if self.states.get(tid) != T.INTERRUPTED:
-            state = self.states.get(tid)
-            return f"refused: task {tid!r} is {state or 'unknown'}, not interrupted"
-        if action == "retry":
-            self.record.set_task(tid, T.READY, "retry decided by the user", now)
-            if self._waiting[tid] == 0:
-                self._push(tid)
-        else:
-            self.record.set_task(tid, T.SKIPPED, "skip decided by the user", now)
-            self._skip_dependents(tid, now)
-        if self._paused and self.session_state == S.PAUSED and \
-                (action == "retry" or not self.counts.get(T.INTERRUPTED)):
-            self._paused = False
-            self._set_session(S.EXECUTING, f"{action} of {tid} decided by the user", now)
-        return f"{tid}: {'will run again' if action == 'retry' else 'skipped'}"
-
     # ----- bookkeeping -------------------------------------------------------------------
 
     def _push(self, tid: str) -> None:
@@ -708,7 +340,7 @@ class Execution(AttemptLauncher):
         await self.writer.commit()
 
     def _skip_dependents(self, tid: str, now: float) -> None:
-        for dependent in _descendants(self.plan, tid):
+        for dependent in self.plan.descendants(tid):
             if self.states[dependent] in (T.PENDING, T.READY):
                 self.record.set_task(dependent, T.SKIPPED, f"dependency {tid} failed", now)
 
@@ -717,19 +349,3 @@ class Execution(AttemptLauncher):
         for tid, state in list(self.states.items()):
             if state in (T.FAILED, T.SKIPPED, T.CANCELLED) and tid not in recovered:
                 self._skip_dependents(tid, now)
-
-
-def _descendants(plan: Plan, tid: str) -> list[str]:
-    seen: set[str] = set()
-    stack = [tid]
-    order = []
-    succ = plan.graph.succ
-    while stack:
-        for nxt in succ[stack.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                order.append(nxt)
-                stack.append(nxt)
-    return order
-
-

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from orchestrator_tui.core.admission import parse_resources
 from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.store.database import connect
 
@@ -25,12 +26,17 @@ KNOWN = {
     "auto_checkpoints": "on or off: a checkpoint before each phase of a run and on pause",
     "pressure_policy": "on or off: when memory or disk runs short, pause lower-priority tasks, "
                        "shrink the pool, then checkpoint and pause the session",
+    "resources": "what this machine offers beyond its CPUs and memory, as NAME=AMOUNT,... "
+                 "(e.g. gpu=1,llm_slots=4; cpu= or memory_mb= override the measured ones), "
+                 "or none",
+    "pool_sizing": "fixed or dynamic: whether the number of tasks running at once follows "
+                   "the machine's load, up to parallel_limit",
 }
 RUNNERS = ("auto", "command", "claude", "codex", "gemini")
 LLM_CLIS = ("claude", "codex", "gemini", "none")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
 DEFAULTS = {"default_runner": "auto", "llm_cli": "claude", "auto_checkpoints": "on",
-            "pressure_policy": "on"}
+            "pressure_policy": "on", "pool_sizing": "fixed"}
 UNSET = "none"
 """The value that turns an optional limit off."""
 
@@ -47,7 +53,7 @@ def check(key: str, value: str) -> str:
     if not value:
         raise OrchestratorError(f"{key} cannot be empty")
     choices = {"default_runner": RUNNERS, "llm_cli": LLM_CLIS, "auto_checkpoints": ("on", "off"),
-               "pressure_policy": ("on", "off"),
+               "pressure_policy": ("on", "off"), "pool_sizing": ("fixed", "dynamic"),
                "claude_permission_mode": (*PERMISSION_MODES, UNSET)}.get(key)
     if choices is not None and value not in choices:
         raise OrchestratorError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
@@ -55,6 +61,8 @@ def check(key: str, value: str) -> str:
         raise OrchestratorError(f"max_turns must be {KNOWN[key]}, not {value!r}")
     if key == "max_budget_usd" and value != UNSET and not _positive(value):
         raise OrchestratorError(f"max_budget_usd must be {KNOWN[key]}, not {value!r}")
+    if key == "resources":
+        parse_resources(value, "setting resources")
     return value
 
 
