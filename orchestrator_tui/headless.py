@@ -26,6 +26,7 @@ from orchestrator_tui.engine.events import Control, Snapshot
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.isolation import Branch
 from orchestrator_tui.engine.registry import load_registry
+from orchestrator_tui.engine.runners.ray_runner import RayRunner
 from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.store import queries
@@ -39,14 +40,29 @@ async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -
     """Run `args.intent` to its end; the exit code is 0 only if the session COMPLETED."""
     if args.parallel is not None and args.parallel < 1:
         raise OrchestratorError("--parallel must be 1 or more")
+    ray = executor_of(args)
     archived = await archived_agents(db_path)
     plan, registry, source = load_plan(args.intent, args.workflow, workspace,
                                        args.agents_dir or [], archived)
     async with await Engine.open(db_path) as engine:
         execution = await engine.start(SessionRequest(
             plan=plan, workspace=workspace, workflow=source, parallel_limit=args.parallel,
-            registry=registry))
+            registry=registry, mode=getattr(args, "mode", "list"), ray=ray))
         return await _drive(engine, execution, args, db_path)
+
+
+def executor_of(args: argparse.Namespace) -> RayRunner | None:
+    """The Ray runner when `--executor ray` asks for one (Ray connects at the first task).
+
+    Raises:
+        OrchestratorError: Ray is not installed, or `--address` without `--executor ray`.
+    """
+    executor, address = getattr(args, "executor", "local"), getattr(args, "address", None)
+    if executor != "ray":
+        if address:
+            raise OrchestratorError("--address needs --executor ray")
+        return None
+    return RayRunner(address)
 
 
 async def resume_session(args: argparse.Namespace, workspace: Path, db_path: Path) -> int:

@@ -22,6 +22,7 @@ from orchestrator_tui.engine.runners.base import Job, Runner
 from orchestrator_tui.engine.runners.command import CommandRunner
 from orchestrator_tui.engine.runners.isolated import IsolatedRunner
 from orchestrator_tui.engine.runners.python import PythonRunner
+from orchestrator_tui.engine.runners.ray_runner import RayRunner
 from orchestrator_tui.engine.runners.stream import AgentCall, StreamRunner
 
 PREVIOUS_ERROR_LIMIT = 4000
@@ -55,8 +56,11 @@ class JobFactory:
 
     def __init__(self, *, session_id: str, intent: str, workspace: Path, db_path: Path,
                  registry: Registry | None = None,
-                 settings: Mapping[str, str] | None = None) -> None:
+                 settings: Mapping[str, str] | None = None,
+                 ray: RayRunner | None = None) -> None:
         self.session_id = session_id
+        self.ray = ray
+        """Set under the Ray executor: every task then runs as a Ray task."""
         self.intent = intent
         self.intent_description = ""
         self.workspace = workspace
@@ -113,6 +117,20 @@ class JobFactory:
         self.agent_sessions.pop(task_id, None)
 
     def _bind(self, task: TaskSpec, intent: str) -> Binding:
+        """The task's binding; under the Ray executor its runner runs as a Ray task placed
+        by the task's resources (inside the worktree wrapper of an isolated agent)."""
+        binding = self._bind_local(task, intent)
+        if self.ray is None:
+            return binding
+        runner = binding.runner
+        if isinstance(runner, IsolatedRunner):
+            runner = IsolatedRunner(self.ray.placed(runner.inner, task.resources),
+                                    runner.worktrees)
+        else:
+            runner = self.ray.placed(runner, task.resources)
+        return dataclasses.replace(binding, runner=runner)
+
+    def _bind_local(self, task: TaskSpec, intent: str) -> Binding:
         if task.python:
             return Binding(self.python, target=task.python, idempotent=task.idempotent)
         if task.command:

@@ -19,13 +19,16 @@ from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.recovery_policy import uses_history
 from orchestrator_tui.core.states import SessionState, TaskState
 from orchestrator_tui.engine.checkpoints import create_checkpoint
+from orchestrator_tui.engine.dispatch import check_mode, resource_admission
 from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.jobs import JobFactory
+from orchestrator_tui.engine.pool_monitor import PoolConfig, watch_pool
 from orchestrator_tui.engine.pressure_monitor import MonitorConfig, watch
 from orchestrator_tui.engine.processes import process_start_time
 from orchestrator_tui.engine.recovery import Settled, leftover_pids, settle, stop_leftovers
 from orchestrator_tui.engine.registry import Registry
+from orchestrator_tui.engine.runners.ray_runner import RayRunner
 from orchestrator_tui.engine.settings import effective
 from orchestrator_tui.store import queries, records
 from orchestrator_tui.store.backup import DEFAULT_EVERY_MINUTES, DEFAULT_KEEP, auto_backup
@@ -53,6 +56,10 @@ class SessionRequest:
     workflow: str
     parallel_limit: int | None = None
     registry: Registry | None = None
+    ray: RayRunner | None = None
+    """Run every task as a Ray task through this runner (the `ray` executor)."""
+    mode: str = "list"
+    """`list` (a task starts once its dependencies are done) or `levels` (level by level)."""
 
 
 class Engine:
@@ -71,6 +78,8 @@ class Engine:
         self._heartbeat: asyncio.Task[None] | None = None
         self.pressure = MonitorConfig()
         """How runs watch memory and disk (see `engine.pressure_monitor`)."""
+        self.pool = PoolConfig()
+        """How runs size their pool (see `engine.pool_monitor`)."""
 
     @classmethod
     async def open(cls, db_path: Path, *, backup_every_minutes: float = DEFAULT_EVERY_MINUTES,
@@ -146,8 +155,10 @@ class Engine:
         jobs = JobFactory(session_id=session_id, intent=plan.intent.name,
                           workspace=request.workspace, db_path=self.db_path,
                           registry=request.registry,
-                          settings=await queries.settings(self.reader))
+                          settings=await queries.settings(self.reader), ray=request.ray)
         jobs.bind_all(plan)
+        resource_admission(plan, jobs)  # a task needing more than the machine has fails here
+        check_mode(request.mode)
         now = time.time()
         w = self.writer
         w.add(records.INSERT_SESSION, (
@@ -163,7 +174,7 @@ class Engine:
         await w.commit()
         execution = Execution(session_id=session_id, plan=plan, writer=w, jobs=jobs,
                               parallel_limit=limit, boot_id=self.boot_id,
-                              success_rates=await self._success_rates(plan))
+                              success_rates=await self._success_rates(plan), mode=request.mode)
         self._arm_checkpoints(execution, request.workspace, jobs.settings)
         self.executions[session_id] = execution
         return execution
@@ -224,6 +235,9 @@ class Engine:
         helpers = [loop.create_task(self._poll_controls(execution))]
         if effective(execution.jobs.settings, "pressure_policy") == "on":
             helpers.append(loop.create_task(watch(execution, self.pressure)))
+        dynamic = effective(execution.jobs.settings, "pool_sizing") == "dynamic"
+        if dynamic or execution.admission is not None:
+            helpers.append(loop.create_task(watch_pool(execution, self.pool, dynamic=dynamic)))
         try:
             return await execution.run()
         finally:

@@ -46,6 +46,9 @@ class Outcome:
     output_bytes: int = 0
     timed_out: bool = False
     cancelled: bool = False
+    lost: bool = False
+    """The machine running the attempt went away (a Ray node died): like a crash, an
+    idempotent task runs again elsewhere and any other waits as `interrupted`."""
     runner: str | None = None
     """The agent CLI that ran the attempt (`claude`, `codex`, `gemini`); None for commands."""
     agent_session: str | None = None
