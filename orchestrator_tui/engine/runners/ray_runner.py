@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from orchestrator_tui.core.errors import OrchestratorError
-from orchestrator_tui.engine.runners import agent_events as ev
 from orchestrator_tui.engine.runners.base import Job, Outcome, Runner
 from orchestrator_tui.engine.runners.command import last_line, summary_line
 from orchestrator_tui.engine.runners.python import PythonRunner
 from orchestrator_tui.engine.runners.ray_remote import Signaller, run_job
-from orchestrator_tui.engine.runners.stream import MIN_CAP, StreamBackend, StreamRunner
+from orchestrator_tui.engine.runners.stream import (
+    MIN_CAP,
+    StreamBackend,
+    StreamReading,
+    StreamRunner,
+)
 
 MISSING = "the ray executor needs Ray: pip install 'orchestrator-tui[ray]'"
 EXECUTORS = ("local", "ray")
@@ -77,18 +80,11 @@ class Kept:
 
 
 class AgentStream:
-    """An agent CLI's stdout read on the coordinating machine: JSON lines to events."""
+    """An agent CLI's stdout read on the coordinating machine, chunk by chunk."""
 
     def __init__(self, backend: StreamBackend, job: Job) -> None:
-        self.backend = backend
-        self.job = job
-        self.parser = backend.parser()
+        self.reading = StreamReading(backend, job)
         self.partial = bytearray()
-        self.session_id: str | None = None
-        self.usage = ev.Usage()
-        self.result: ev.Result | None = None
-        self.errors: list[str] = []
-        self.last_output = ""
 
     def feed(self, chunk: bytes, final: bool = False) -> None:
         """Parse the complete lines of `chunk` (and the rest, when `final`)."""
@@ -99,53 +95,11 @@ class AgentStream:
             lines.append(rest)
             self.partial.clear()
         for raw in lines:
-            self.line(raw.decode("utf-8", errors="replace").strip())
-
-    def line(self, text: str) -> None:
-        if not text:
-            return
-        try:
-            value = json.loads(text)
-            events = self.parser.parse(value) if isinstance(value, dict) else None
-        except Exception:  # a line no parser can read is output, never fatal
-            events = None
-        for event in events if events is not None else [ev.Output(ev.shorten(text))]:
-            if isinstance(event, ev.Started) and event.session_id:
-                self.session_id = event.session_id
-            elif isinstance(event, ev.Usage):
-                self.usage = event
-            elif isinstance(event, ev.Result):
-                self.result = event
-                self.session_id = event.session_id or self.session_id
-            elif isinstance(event, ev.Error):
-                self.errors.append(event.text)
-            elif isinstance(event, ev.Output) and event.text.strip():
-                self.last_output = event.text
-            if self.job.on_event is not None:
-                self.job.on_event(event)
+            self.reading.line(raw.decode("utf-8", errors="replace").strip())
 
     def outcome(self, base: Outcome) -> Outcome:
-        """The attempt's outcome from the CLI's own words, as the stream runner does."""
-        succeeded, error, name = base.succeeded, base.error, self.backend.name
-        if not (base.timed_out or base.cancelled or (base.exit_code or 0) < 0):
-            if self.result is not None:
-                succeeded = not self.result.is_error
-                error = "" if succeeded else f"{name}: " + ev.shorten(
-                    self.result.text or (self.errors[-1] if self.errors else "failed"), 300)
-            elif base.exit_code:
-                detail = self.errors[-1] if self.errors else last_line(base.stderr)
-                error = f"{name} exit code {base.exit_code}: " + \
-                    ev.shorten(detail or "it stopped without a result", 300)
-        text = self.result.text if self.result is not None else self.last_output
-        turns = self.result.turns if self.result is not None and self.result.turns \
-            is not None else self.usage.turns
-        return Outcome(
-            succeeded=succeeded, exit_code=base.exit_code, result=summary_line(text),
-            error=error, stdout=base.stdout, stderr=base.stderr,
-            output_bytes=base.output_bytes, timed_out=base.timed_out,
-            cancelled=base.cancelled, runner=name, agent_session=self.session_id,
-            tokens_in=self.usage.tokens_in, tokens_out=self.usage.tokens_out,
-            cost_usd=self.usage.cost_usd, turns=turns)
+        """The attempt's outcome from the CLI's own words, as the stream runner gives it."""
+        return self.reading.outcome(base)
 
 
 class RayHandle:

@@ -112,13 +112,13 @@ class LinePipe(OutputPipe):
             self.skipped += 1
 
 
-class StreamHandle(CommandHandle):
-    """A running agent CLI: a command whose stdout is a stream of JSON events."""
+class StreamReading:
+    """What an agent CLI's JSON lines have said so far, wherever they are read (here, or on
+    the coordinating machine for a Ray node), and the attempt's outcome in its own words."""
 
-    def __init__(self, job: Job, proc: Process, pipes: tuple[LinePipe, OutputPipe],
-                 exited: asyncio.Future[int], backend: StreamBackend) -> None:
-        super().__init__(job, proc, pipes, exited)
+    def __init__(self, backend: StreamBackend, job: Job) -> None:
         self.backend = backend
+        self.job = job
         self.parser = backend.parser()
         self.session_id: str | None = None
         self.usage = ev.Usage()
@@ -127,12 +127,9 @@ class StreamHandle(CommandHandle):
         self.last_output = ""
         self.garbage = 0
         """Lines that were not JSON objects (or that the parser could not read)."""
-        self._stdout = pipes[0]
-        pipes[0].on_line = self.line
 
-    def line(self, raw: bytes) -> None:
+    def line(self, text: str) -> None:
         """Parse one line of stdout and pass on what it means."""
-        text = raw.decode("utf-8", errors="replace").strip()
         if not text:
             return
         try:
@@ -163,9 +160,10 @@ class StreamHandle(CommandHandle):
         if self.job.on_event is not None:
             self.job.on_event(event)
 
-    def _outcome(self, code: int) -> Outcome:
-        base = super()._outcome(code)
-        name = self.backend.name
+    def outcome(self, base: Outcome, skipped: int = 0) -> Outcome:
+        """The attempt's outcome: the CLI's result decides when there is one; `skipped`
+        counts over-long lines dropped before parsing."""
+        name, code = self.backend.name, base.exit_code or 0
         succeeded, error = base.succeeded, base.error
         text = self.result.text if self.result is not None else self.last_output
         if base.timed_out or base.cancelled or code < 0:
@@ -180,11 +178,11 @@ class StreamHandle(CommandHandle):
                 "it stopped without a result"
             error = f"{name} exit code {code}" + (f" ({meaning})" if meaning else "") + \
                 f": {detail}"
-        if not succeeded and (self.garbage or self._stdout.skipped):
-            error += f" [{self.garbage + self._stdout.skipped} output line(s) were not JSON]"
+        if not succeeded and (self.garbage or skipped):
+            error += f" [{self.garbage + skipped} output line(s) were not JSON]"
         return Outcome(
-            succeeded=succeeded, exit_code=code, result=summary_line(text[-TEXT_LIMIT:]),
-            error=error, stdout=base.stdout, stderr=base.stderr,
+            succeeded=succeeded, exit_code=base.exit_code, result=summary_line(
+                text[-TEXT_LIMIT:]), error=error, stdout=base.stdout, stderr=base.stderr,
             output_bytes=base.output_bytes, timed_out=base.timed_out,
             cancelled=base.cancelled, runner=name, agent_session=self.session_id,
             tokens_in=self.usage.tokens_in, tokens_out=self.usage.tokens_out,
@@ -194,6 +192,24 @@ class StreamHandle(CommandHandle):
 
     def _last_error(self) -> str:
         return ev.shorten(self.errors[-1], 300) if self.errors else ""
+
+
+class StreamHandle(CommandHandle):
+    """A running agent CLI: a command whose stdout is a stream of JSON events."""
+
+    def __init__(self, job: Job, proc: Process, pipes: tuple[LinePipe, OutputPipe],
+                 exited: asyncio.Future[int], backend: StreamBackend) -> None:
+        super().__init__(job, proc, pipes, exited)
+        self.reading = StreamReading(backend, job)
+        self._stdout = pipes[0]
+        pipes[0].on_line = self.line
+
+    def line(self, raw: bytes) -> None:
+        """Parse one line of stdout and pass on what it means."""
+        self.reading.line(raw.decode("utf-8", errors="replace").strip())
+
+    def _outcome(self, code: int) -> Outcome:
+        return self.reading.outcome(super()._outcome(code), skipped=self._stdout.skipped)
 
 
 class StreamRunner(CommandRunner):
