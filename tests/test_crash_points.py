@@ -12,9 +12,9 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-import psutil
 import pytest
 
+from bench.recovery import session_processes
 from orchestrator_tui.core.states import SessionState, TaskState, check_session, check_task
 from orchestrator_tui.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import CLI, Run
@@ -42,19 +42,6 @@ def ledger_tasks(ledger: Path) -> list[str]:
 
 def succeeded_tasks(db: Path) -> set[str]:
     return {str(t) for (t,) in rows(db, "SELECT id FROM tasks WHERE state = 'succeeded'")}
-
-
-def session_processes(session_id: str) -> list[int]:
-    """Living processes that carry the session in their environment."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("ORCHESTRATOR_SESSION") == session_id \
-                    and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.pid)
-        except psutil.Error:
-            continue
-    return found
 
 
 def replay(db: Path) -> None:
