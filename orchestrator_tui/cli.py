@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "--executor ray (default: start a local one)")
     run.add_argument("--show-output", action="store_true",
                      help="print each task's output after the summary")
+    run.add_argument("--no-cache", action="store_true",
+                     help="run even when a cached solution of the same problem exists")
     serve = sub.add_parser("serve", help="serve the app to a browser (127.0.0.1 by default)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument("--host", default="127.0.0.1",

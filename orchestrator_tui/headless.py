@@ -21,6 +21,7 @@ from rich.text import Text
 
 from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.states import SessionState
+from orchestrator_tui.engine import cache as solution_cache
 from orchestrator_tui.engine.agent_state import archived_agents
 from orchestrator_tui.engine.events import Control, Snapshot
 from orchestrator_tui.engine.execution import Execution
@@ -44,11 +45,36 @@ async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -
     archived = await archived_agents(db_path)
     plan, registry, source = load_plan(args.intent, args.workflow, workspace,
                                        args.agents_dir or [], archived)
+    key = await solution_cache.problem_key(plan, workspace)
+    if solution_cache.wanted(getattr(args, "no_cache", False)) \
+            and await _cached(db_path, key, args.json):
+        return 0
     async with await Engine.open(db_path) as engine:
         execution = await engine.start(SessionRequest(
             plan=plan, workspace=workspace, workflow=source, parallel_limit=args.parallel,
             registry=registry, mode=getattr(args, "mode", "list"), ray=ray))
-        return await _drive(engine, execution, args, db_path)
+        code = await _drive(engine, execution, args, db_path)
+    if code == 0:
+        try:
+            await solution_cache.remember(db_path, key, execution.session_id)
+        except OrchestratorError as error:  # the run stands; only its cache entry is missing
+            print(f"orchestrator: the solution was not cached: {error}", file=sys.stderr)
+    return code
+
+
+async def _cached(db_path: Path, key: solution_cache.ProblemKey, as_json: bool) -> bool:
+    """Print the cached solution of `key` when there is one; say whether there was."""
+    entry = await solution_cache.lookup(db_path, key)  # None too when the file is unusable
+    if entry is None:
+        return False
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.created_at))
+    if as_json:
+        print(json.dumps({"cached": True, "session": entry.session_id, "intent": entry.intent,
+                          "stored_at": entry.created_at, "summary": entry.summary}, indent=2))
+    else:
+        print(f"Using cached solution from session {entry.session_id} ({when}); "
+              f"run again with --no-cache to run anyway.\n{entry.summary}")
+    return True
 
 
 def executor_of(args: argparse.Namespace) -> RayRunner | None:

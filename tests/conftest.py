@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 CLI = [sys.executable, "-m", "orchestrator_tui"]
+os.environ.setdefault("ORCHESTRATOR_NO_CACHE", "1")  # tests rerun identical inputs on purpose
 
 
 @pytest.fixture

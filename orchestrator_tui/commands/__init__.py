@@ -11,6 +11,7 @@ from orchestrator_tui.commands import (
     context,
     database,
     doctor,
+    learn,
     session,
     settings,
 )
@@ -26,7 +27,7 @@ from orchestrator_tui.commands.grammar import (
     slash_parser,
 )
 
-ORDER = (session, checkpoint, agents, comm, context, settings, database, doctor)
+ORDER = (session, checkpoint, agents, comm, context, learn, settings, database, doctor)
 PARSERS.sort(key=lambda adder: [module.__name__ for module in ORDER].index(adder.__module__))
 
 __all__ = ["CommandContext", "CommandError", "CommandResult", "add_command_parsers", "execute",

@@ -31,6 +31,8 @@ KNOWN = {
                  "or none",
     "pool_sizing": "fixed or dynamic: whether the number of tasks running at once follows "
                    "the machine's load, up to parallel_limit",
+    "cache_max_age_days": "how many days a cached solution is offered for (a whole number, 0 "
+                          "turns the cache's offers off; default 7)",
 }
 RUNNERS = ("auto", "command", "claude", "codex", "gemini")
 LLM_CLIS = ("claude", "codex", "gemini", "none")
@@ -48,6 +50,8 @@ def check(key: str, value: str) -> str:
     value = value.strip()
     if key == "parallel_limit" and not (value.isdigit() and int(value) >= 1):
         raise OrchestratorError(f"parallel_limit must be {KNOWN[key]}, not {value!r}")
+    if key == "cache_max_age_days" and not value.isdigit():
+        raise OrchestratorError(f"cache_max_age_days must be {KNOWN[key]}, not {value!r}")
     if key == "checkpoint_max_mb" and not (value.isdigit() and int(value) >= 1):
         raise OrchestratorError(f"checkpoint_max_mb must be {KNOWN[key]}, not {value!r}")
     if not value:

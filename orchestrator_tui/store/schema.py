@@ -187,6 +187,27 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX progress_by_session ON progress(session_id, id);
     """,
+    # 5: learning: the solution cache (problem hash -> a completed session's summary), its
+    #    hit and miss counters, and the intents users confirmed for phrases they typed.
+    """
+    CREATE TABLE solution_cache (
+        problem_hash TEXT PRIMARY KEY,
+        intent TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE cache_counters (
+        name TEXT PRIMARY KEY,
+        count INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE intent_choices (
+        id INTEGER PRIMARY KEY,
+        phrase TEXT NOT NULL,
+        intent TEXT NOT NULL,
+        chosen_at REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

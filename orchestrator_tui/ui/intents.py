@@ -1,12 +1,15 @@
 """Free text to an intent of the workflow (only when it is clear), and what the sessions table
 says about past runs: recent intents, favourites, durations.
 
-Nothing here guesses: a text matches an intent by its exact name, one of its examples, or one
-unambiguous keyword; a figure about the past is computed from recorded sessions or is absent.
+A text matches an intent by its exact name, one of its examples, or one unambiguous keyword;
+failing those, by a naive-Bayes model trained on the workflow's examples and on every phrase
+the user confirmed (typed, then started an intent), when its probability is high enough. A
+figure about the past is computed from recorded sessions or is absent.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import Counter
@@ -33,6 +36,8 @@ class IntentMatch:
     reason: str
     candidates: tuple[str, ...] = ()
     """The intents that matched equally well, when the text was ambiguous."""
+    probability: float | None = None
+    """The learned model's probability of `intent` (None: no model given or no intent)."""
 
 
 def _words(text: str) -> list[str]:
@@ -74,6 +79,105 @@ def match_intent(text: str, intents: Mapping[str, IntentSpec]) -> IntentMatch:
         found = tuple(sorted(keyword_hits))
         return IntentMatch(None, "more than one intent is named: " + ", ".join(found), found)
     return IntentMatch(None, "cannot tell which intent this is", tuple(intents))
+
+
+LEARNED_THRESHOLD = 0.6
+"""The learned model's probability an intent needs to be chosen without a rule matching."""
+CONFIRMED_WEIGHT = 2
+"""How many examples one confirmed phrase counts as."""
+_STOPWORDS = frozenset(("a", "an", "the", "this", "that", "my", "our", "me", "i", "it", "to",
+                        "of", "for", "in", "on", "and", "or", "with", "please", "some", "all",
+                        "is", "are", "be", "do", "can", "you"))
+
+
+def _terms(text: str) -> list[str]:
+    """The words of a text that carry meaning, cut to a common stem (`failing` -> `fail`)."""
+    return [_stem(word) for word in _words(text) if word not in _STOPWORDS]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+@dataclass(frozen=True, slots=True)
+class IntentModel:
+    """Multinomial naive Bayes over words, with a uniform prior over intents."""
+
+    counts: dict[str, Counter[str]]
+    totals: dict[str, int]
+    vocabulary: int
+    confirmed: int
+    """Confirmed phrases it learned from."""
+    phrases: dict[str, Counter[str]]
+    """Per confirmed phrase (its words joined by spaces): how often each intent was chosen."""
+    known: frozenset[str]
+    """Every word seen in training; other words say nothing and are left out."""
+
+    def probabilities(self, text: str) -> list[tuple[str, float]]:
+        """Each intent's probability for `text`, most likely first (empty: no known word)."""
+        terms = [term for term in _terms(text) if term in self.known]
+        if not terms or not self.counts:
+            return []
+        scores = {name: sum(math.log((self.counts[name][term] + 1)
+                                     / (self.totals[name] + self.vocabulary)) for term in terms)
+                  for name in self.counts}
+        top = max(scores.values())
+        weights = {name: math.exp(score - top) for name, score in scores.items()}
+        total = sum(weights.values())
+        return sorted(((name, weight / total) for name, weight in weights.items()),
+                      key=lambda item: (-item[1], item[0]))
+
+
+def train_intents(intents: Mapping[str, IntentSpec],
+                  confirmed: Iterable[tuple[str, str]] = ()) -> IntentModel:
+    """Learn from each intent's name, description and examples and from confirmed
+    (phrase, intent) pairs (those of intents no longer in the workflow are ignored)."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name in intents}
+    for name, spec in intents.items():
+        for text in (name.replace("-", " ").replace("_", " "), spec.description,
+                     *spec.examples):
+            counts[name].update(_terms(text))
+    learned = 0
+    phrases: dict[str, Counter[str]] = {}
+    for phrase, name in confirmed:
+        if name in counts:
+            for _ in range(CONFIRMED_WEIGHT):
+                counts[name].update(_terms(phrase))
+            phrases.setdefault(" ".join(_words(phrase)), Counter())[name] += 1
+            learned += 1
+    known = frozenset(term for tally in counts.values() for term in tally)
+    return IntentModel(counts, {name: sum(tally.values()) for name, tally in counts.items()},
+                       len(known) or 1, learned, phrases, known)
+
+
+def recognise(text: str, intents: Mapping[str, IntentSpec],
+              model: IntentModel | None) -> IntentMatch:
+    """The exact intent name; else a phrase the user confirmed for one intent at least twice
+    (more often than for any other); else `match_intent`'s rules; else the learned model when
+    its probability reaches `LEARNED_THRESHOLD`. The match carries the model's probability."""
+    found = match_intent(text, intents)
+    if model is None:
+        return found
+    ranked = model.probabilities(text)
+    chance = dict(ranked)
+    chosen = model.phrases.get(" ".join(_words(text)), Counter()).most_common(2)
+    if found.reason != "exact intent name" and chosen and chosen[0][1] >= 2 \
+            and (len(chosen) == 1 or chosen[0][1] > chosen[1][1]):
+        name, times = chosen[0]
+        return IntentMatch(name, f"you chose it for this text {times} times", (),
+                           chance.get(name))
+    if found.intent is not None:
+        return IntentMatch(found.intent, found.reason, found.candidates,
+                           chance.get(found.intent))
+    if ranked and ranked[0][1] >= LEARNED_THRESHOLD:
+        name, probability = ranked[0]
+        source = f"learned from {model.confirmed} confirmed phrase(s) and the examples" \
+            if model.confirmed else "learned from the examples"
+        return IntentMatch(name, source, (), probability)
+    return found
 
 
 def recent_intents(sessions: Sequence[SessionRow], count: int = 3) -> list[str]:

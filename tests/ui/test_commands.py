@@ -28,7 +28,7 @@ def test_the_grammar_is_read_from_the_parser() -> None:
     assert not lines["parallel status"].needs_argument
     assert completions(()) == ["state", "parallel", "task", "pause", "resume", "abort",
                               "checkpoint", "agent", "comm", "progress", "context",
-                              "settings", "db", "doctor"]
+                              "learn", "settings", "db", "doctor"]
     assert completions(("parallel",)) == ["status", "set-limit", "show-graph"]
 
 

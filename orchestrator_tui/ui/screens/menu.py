@@ -15,16 +15,20 @@ from textual.widgets.option_list import Option
 
 from orchestrator_tui.core.models import Workflow
 from orchestrator_tui.engine.events import Snapshot
+from orchestrator_tui.engine.learning import remember_intent_choice
 from orchestrator_tui.store import queries
+from orchestrator_tui.store.learning import intent_choices
 from orchestrator_tui.store.queries import SessionRow
 from orchestrator_tui.ui import messages as msg
 from orchestrator_tui.ui.intents import (
     STANDARD_INTENTS,
+    IntentModel,
     estimate_text,
     favourite_intents,
     intent_history,
-    match_intent,
     recent_intents,
+    recognise,
+    train_intents,
 )
 from orchestrator_tui.ui.screens.base import ModeScreen
 
@@ -54,6 +58,9 @@ class MenuScreen(ModeScreen):
         super().__init__()
         self.sessions: list[SessionRow] = []
         self._shown_workflow: Workflow | None = None
+        self._confirmed: list[tuple[str, str]] = []
+        self._model: IntentModel | None = None
+        self._model_of: Workflow | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="menu"):
@@ -79,6 +86,9 @@ class MenuScreen(ModeScreen):
     async def _load_sessions(self) -> None:
         conn = await self.orchestrator.reader.get()
         self.sessions = await queries.list_sessions(conn, limit=500) if conn else []
+        confirmed = await intent_choices(conn) if conn else []
+        if confirmed != self._confirmed:
+            self._confirmed, self._model = confirmed, None
         recent = recent_intents(self.sessions)
         favourites = favourite_intents(self.sessions)
         self.query_one("#recent", Static).update(Text(
@@ -139,7 +149,32 @@ class MenuScreen(ModeScreen):
             self.notify(f"{intent} is not an intent of {self.orchestrator.workflow_file.name}.",
                         severity="warning", markup=False)
             return
+        typed = self.query_one("#describe", Input)
+        if typed.value.strip():  # starting an intent after typing confirms (or corrects) it
+            self._learn(typed.value, intent)
+            typed.value = ""
         self.post_message(msg.StartIntent(intent, why))
+
+    def _learn(self, phrase: str, intent: str) -> None:
+        """Remember that `phrase` meant `intent`, for the matcher from now on."""
+        self._confirmed = [*self._confirmed, (" ".join(phrase.split()), intent)]
+        self._model = None
+        db_path = self.orchestrator.db_path
+
+        async def store() -> None:
+            await remember_intent_choice(db_path, phrase, intent)
+
+        self.orchestrator.work(store, group="menu-learn", description="remember a choice")
+
+    def intent_model(self) -> IntentModel | None:
+        """The matcher's learned model for the current workflow (trained on first use)."""
+        workflow = self.orchestrator.workflow
+        if workflow is None:
+            return None
+        if self._model is None or self._model_of is not workflow:
+            self._model = train_intents(workflow.intents, self._confirmed)
+            self._model_of = workflow
+        return self._model
 
     def action_advanced(self, what: str) -> None:
         """Pause, resume, learning insights or settings."""
@@ -183,30 +218,30 @@ class MenuScreen(ModeScreen):
         workflow = self.orchestrator.workflow
         if workflow is None:
             return
-        found = match_intent(event.value, workflow.intents)
+        found = recognise(event.value, workflow.intents, self.intent_model())
         if found.intent is None:
             names = ", ".join(found.candidates or tuple(workflow.intents))
             self.notify(f"Could not tell which intent you mean ({found.reason}). "
                         f"Choose one of: {names}.", severity="warning", markup=False,
                         timeout=8)
             return
-        event.input.value = ""
         self._start(found.intent, found.reason)
 
     def _update_hint(self) -> None:
         workflow = self.orchestrator.workflow
         text = self.query_one("#describe", Input).value
-        intent, match = None, ""
+        intent, match, chance = None, "", None
         if workflow is not None and text.strip():
-            found = match_intent(text, workflow.intents)
-            intent = found.intent
+            found = recognise(text, workflow.intents, self.intent_model())
+            intent, chance = found.intent, found.probability
             match = f"Intent: {intent} ({found.reason})" if intent else found.reason
         elif workflow is not None:
             option = self.query_one("#operations", OptionList).highlighted_option
             ident = option.id if option is not None else None
             intent = ident if ident and ident in workflow.intents else None
         history = intent_history(self.sessions, intent) if intent else None
-        lead = f"💡 {match} · confidence: no history yet" if match else \
-            "💡 Confidence: no history yet"
+        confidence = f"Confidence: {chance:.0%}" if chance is not None else \
+            "Confidence: no history yet"
+        lead = f"💡 {match} · {confidence}" if match else f"💡 {confidence}"
         line = f"{lead} | ⏱ Est: {estimate_text(history)}"
         self.query_one("#hint", Static).update(Text(line))

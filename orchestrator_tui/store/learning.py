@@ -1,0 +1,87 @@
+"""Read queries for learning (attempts and outcomes of finished tasks), and the intents users
+confirmed for phrases they typed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+FINISHED_TASK_STATES = ("succeeded", "failed", "skipped", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSample:
+    """One ended attempt of a finished task: who ran it, how long, how it ended."""
+
+    kind: str
+    """The task's agent, else its kind (program or callable)."""
+    seconds: float
+    outcome: str | None
+    started_at: float
+    session_id: str
+    task_id: str
+    tokens: int | None
+    cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """A task that ended succeeded or failed, with its attempts and error."""
+
+    kind: str
+    state: str
+    attempts: int
+    error: str | None
+    session_id: str
+    finished_at: float | None
+
+
+async def attempt_samples(conn: aiosqlite.Connection) -> list[AttemptSample]:
+    """Every ended attempt of a finished task, oldest end first."""
+    marks = ", ".join("?" * len(FINISHED_TASK_STATES))
+    async with conn.execute(
+        "SELECT coalesce(t.agent, t.kind), a.finished_at - a.started_at, a.outcome, "
+        "a.started_at, a.session_id, a.task_id, "
+        "CASE WHEN a.tokens_in IS NULL AND a.tokens_out IS NULL THEN NULL "
+        "ELSE coalesce(a.tokens_in, 0) + coalesce(a.tokens_out, 0) END, a.cost_usd "
+        "FROM attempts a JOIN tasks t ON t.session_id = a.session_id AND t.id = a.task_id "
+        f"WHERE a.finished_at IS NOT NULL AND t.state IN ({marks}) "
+        "ORDER BY a.finished_at, a.id", FINISHED_TASK_STATES) as cursor:
+        rows = await cursor.fetchall()
+    return [AttemptSample(str(kind), max(0.0, float(took)), outcome, float(start), str(sid),
+                          str(tid), tokens, cost)
+            for kind, took, outcome, start, sid, tid, tokens, cost in rows]
+
+
+async def task_outcomes(conn: aiosqlite.Connection) -> list[TaskOutcome]:
+    """Every task that ended succeeded or failed, oldest end first."""
+    async with conn.execute(
+        "SELECT coalesce(agent, kind), state, attempts, error, session_id, finished_at "
+        "FROM tasks WHERE state IN ('succeeded', 'failed') "
+        "ORDER BY finished_at, session_id, id") as cursor:
+        rows = await cursor.fetchall()
+    return [TaskOutcome(str(kind), str(state), int(attempts), error, str(sid), finished)
+            for kind, state, attempts, error, sid, finished in rows]
+
+
+async def record_intent_choice(conn: aiosqlite.Connection, phrase: str, intent: str,
+                               at: float) -> None:
+    """Store that the user started `intent` after typing `phrase`."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute("INSERT INTO intent_choices (phrase, intent, chosen_at) "
+                           "VALUES (?, ?, ?)", (phrase, intent, at))
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+
+
+async def intent_choices(conn: aiosqlite.Connection,
+                         limit: int = 5000) -> list[tuple[str, str]]:
+    """The newest confirmed (phrase, intent) pairs, oldest first."""
+    async with conn.execute(
+        "SELECT phrase, intent FROM (SELECT id, phrase, intent FROM intent_choices "
+        "ORDER BY id DESC LIMIT ?) ORDER BY id", (limit,)) as cursor:
+        return [(str(phrase), str(intent)) for phrase, intent in await cursor.fetchall()]
