@@ -112,4 +112,18 @@ def task_prompt(agent: AgentSpec, task: TaskSpec, intent: str, intent_descriptio
                      f"{previous or 'a failure'}. Continue from where it stopped.")
     lines.append("Work in the current folder. Finish with one line that starts with "
                  "'SUMMARY:' and says what you did.")
+    lines.append(BUS_HELP)
     return "\n".join(lines)
+
+
+BUS_HELP = (
+    "The other agents and the orchestrator talk through a message bus; the environment "
+    "already names the database, the session, your task and you, so the commands need no "
+    "other options. `orchestrator comm send TO TYPE PAYLOAD` sends a JSON payload to an "
+    "agent (add --priority critical|high|normal|low); `orchestrator comm receive` takes your "
+    "next messages (--wait SECONDS to wait) and `orchestrator comm ack ID` acknowledges one; "
+    "`orchestrator progress PERCENT NOTE` reports how far you are; `orchestrator context get "
+    "KEY` and `orchestrator context set KEY VALUE` read and write the session's shared "
+    "context (JSON values). Messages you leave unacknowledged go on to the agents of the "
+    "tasks after yours.")
+"""The paragraph that tells an agent CLI how to use the bus (see `commands.comm`)."""

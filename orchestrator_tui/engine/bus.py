@@ -138,9 +138,11 @@ class Bus:
                                session_id=session_id, task_id=task_id)
 
     async def messages(self, *, agent: str | None = None, type: str | None = None,
-                       state: str | None = None, limit: int = 100) -> list[Message]:
+                       state: str | None = None, session_id: str | None = None,
+                       limit: int = 100) -> list[Message]:
         """The newest messages, filtered."""
-        return await self._run(sql.messages, agent=agent, type=type, state=state, limit=limit)
+        return await self._run(sql.messages, agent=agent, type=type, state=state,
+                               session_id=session_id, limit=limit)
 
     async def events(self, *, session_id: str | None = None,
                      limit: int = 100) -> list[dict[str, Any]]:

@@ -53,6 +53,8 @@ from orchestrator_tui.store import crashpoints
 from orchestrator_tui.store.writer import Writer
 
 T, S = TaskState, SessionState
+RESULT_CHARS = 2000
+"""Most characters of a result or error carried by a task event."""
 
 
 class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
@@ -250,6 +252,12 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
             record.set_task(tid, T.RUNNING, "ended while paused", now)
         if outcome.succeeded:
             record.finish_task(tid, T.SUCCEEDED, outcome, outcome.result or "exit code 0", now)
+            if record.subscribed:
+                record.publish("task_completed", {
+                    "task": tid, "agent": self._agent_of.get(tid), "attempt": event.attempt,
+                    "result": (outcome.result or "")[:RESULT_CHARS]}, now)
+            if self._agent_of.get(tid) is not None:
+                self._hand_over(tid, now)
             self._release_dependents(tid, f"dependencies met ({tid} succeeded)", now)
             if (agent := self.failure_recovery.switched_to(tid)) is not None:
                 record.note(f"recovery: {tid} succeeded with {agent}", tid)
@@ -267,10 +275,29 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
             self._workspace_gone(tid, now)
         else:
             self.jobs.last_errors[tid] = outcome.error
+            agent_before = self._agent_of.get(tid)
             step = self.failure_recovery.next_step(tid, event.attempt)
             self._recover(tid, step, outcome.error or "failed", event.attempt, now, outcome)
+            if record.subscribed:
+                record.publish("task_failed", {
+                    "task": tid, "agent": agent_before, "attempt": event.attempt,
+                    "error": (outcome.error or "failed")[:RESULT_CHARS],
+                    "state": self.states[tid], "next_agent": self._agent_of.get(tid)}, now)
         if tid in self.failure_recovery.parent_of and not self._aborting:
             self._subtask_ended(tid, now)
+
+    def _hand_over(self, tid: str, now: float) -> None:
+        """Offer the messages the task's agent got while the task ran, and has not
+        acknowledged, to the agents of its dependents (other than itself): copies, one per
+        agent (see `store.bus.HAND_OVER`)."""
+        agent = self._agent_of[tid]
+        parent_of = self.failure_recovery.parent_of
+        targets = sorted({target for dep in self.plan.graph.succ[tid]
+                          if (target := self._agent_of.get(dep)) is not None
+                          and target != agent and parent_of.get(dep) != tid})
+        if targets and agent is not None:
+            since = self.record.first_started.get(tid, self.record.rows[tid].started_at or now)
+            self.record.hand_over(agent, targets, since, now)
 
     # ----- ending ------------------------------------------------------------------------
 

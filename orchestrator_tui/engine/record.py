@@ -1,17 +1,24 @@
 """What a session has done, as the engine records it: task states, rows, transitions and the
 live journal. Every change goes through the state machines first, then is queued here, and
-`flush` hands the changed rows to the writer in one block per statement."""
+`flush` hands the changed rows to the writer in one block per statement.
+
+The record also carries what the engine tells the message bus: events of the types some
+agent listens to (`subscribe` sets them; anything else costs one set lookup and nothing is
+written) and the hand-over of a finished task's messages; both go out with the next flush,
+in the same group commit as the rows."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from orchestrator_tui.core.states import SessionState, TaskState, check_session, check_task
 from orchestrator_tui.engine.events import Attempt, JournalEntry, TaskRow
 from orchestrator_tui.engine.runners.base import Outcome
-from orchestrator_tui.store import records
+from orchestrator_tui.store import bus, records
 from orchestrator_tui.store.writer import Writer
 
 JOURNAL_SIZE = 5000
@@ -45,6 +52,36 @@ class SessionRecord:
         self._dirty_attempts: dict[tuple[str, int], Attempt] = {}
         self._transitions: list[tuple[str, str | None, str | None, str, str, float]] = []
         self._session_row: tuple[str, float, bool, float, str] | None = None
+        self.subscribed: frozenset[str] = frozenset()
+        """The event types some active agent listens to (`*`: all of them)."""
+        self._every_event = False
+        self._bus_ops: list[tuple[str, tuple[Any, ...]]] = []
+        self.first_started: dict[str, float] = {}
+        """When each task's first attempt (in this process) started."""
+
+    def subscribe(self, types: Iterable[str]) -> None:
+        """Publish from now on only events of these types (`*`: every type)."""
+        self.subscribed = frozenset(types)
+        self._every_event = "*" in self.subscribed
+
+    def wants(self, type: str) -> bool:
+        """Whether some agent listens to events of `type`."""
+        return self._every_event or type in self.subscribed
+
+    def publish(self, type: str, payload: dict[str, Any], now: float | None = None) -> None:
+        """Queue an engine event for the next flush when some agent listens to its type."""
+        if not (self._every_event or type in self.subscribed):
+            return
+        text = json.dumps(payload, default=str)
+        self._bus_ops += bus.event_statements(bus.ENGINE, type, text,
+                                              session_id=self.session_id,
+                                              now=time.time() if now is None else now)
+
+    def hand_over(self, agent: str, targets: Iterable[str], since: float, now: float) -> None:
+        """Queue copies of the messages `agent` got since `since` and has not acknowledged,
+        one set for each agent of `targets` (see `store.bus.HAND_OVER`)."""
+        self._bus_ops += [(bus.HAND_OVER, (target, now, agent, since, self.session_id))
+                          for target in targets]
 
     def set_task(self, tid: str, new: TaskState, reason: str, now: float) -> None:
         """Move a task to `new` (raising `IllegalTransition` first if it may not)."""
@@ -65,6 +102,7 @@ class SessionRecord:
         row = self.rows[tid]
         row.attempts += 1
         row.started_at, row.finished_at = now, None
+        self.first_started.setdefault(tid, now)
         self.set_task(tid, TaskState.RUNNING, f"attempt {row.attempts} started", now)
         return row.attempts
 
@@ -89,6 +127,10 @@ class SessionRecord:
         self._session_row = (new, now, new in FINAL_SESSION, now, self.session_id)
         self._transitions.append((self.session_id, None, self.session_state, new, reason, now))
         self._journal("session", None, self.session_state, new, reason, now)
+        if self._every_event or "state_changed" in self.subscribed:
+            self.publish("state_changed", {"session": self.session_id,
+                                           "from": self.session_state, "to": new,
+                                           "reason": reason}, now)
         self.session_state = new
 
     def note(self, text: str, task_id: str | None = None, *, log: bool = True) -> None:
@@ -114,7 +156,8 @@ class SessionRecord:
     def flush(self, writer: Writer) -> bool:
         """Queue every row changed since the last flush, one block per statement; say
         whether there was any."""
-        if not (self._dirty_attempts or self._dirty_tasks or self._transitions):
+        if not (self._dirty_attempts or self._dirty_tasks or self._transitions
+                or self._bus_ops):
             return False
         sid = self.session_id
         if self._session_row is not None:
@@ -139,6 +182,9 @@ class SessionRecord:
                 row.started_at, row.finished_at, row.updated_at, sid, tid))
         for transition in self._transitions:
             writer.add(records.INSERT_TRANSITION, transition)
+        for statement, params in self._bus_ops:  # after the rows they describe
+            writer.add(statement, params)
+        self._bus_ops.clear()
         self._dirty_attempts.clear()
         self._dirty_tasks.clear()
         self._transitions.clear()

@@ -30,7 +30,7 @@ from orchestrator_tui.engine.recovery import Settled, leftover_pids, settle, sto
 from orchestrator_tui.engine.registry import Registry
 from orchestrator_tui.engine.runners.ray_runner import RayRunner
 from orchestrator_tui.engine.settings import effective
-from orchestrator_tui.store import queries, records
+from orchestrator_tui.store import bus, queries, records
 from orchestrator_tui.store.backup import DEFAULT_EVERY_MINUTES, DEFAULT_KEEP, auto_backup
 from orchestrator_tui.store.database import connect
 from orchestrator_tui.store.integrity import check_file
@@ -239,6 +239,7 @@ class Engine:
         if dynamic or execution.admission is not None:
             helpers.append(loop.create_task(watch_pool(execution, self.pool, dynamic=dynamic)))
         try:
+            execution.record.subscribe(await self._subscribed_types())
             return await execution.run()
         finally:
             for helper in helpers:
@@ -257,9 +258,19 @@ class Engine:
                                               reason=f"{row.action} requested from the CLI"))
             await asyncio.sleep(CONTROL_POLL_SECONDS)
 
+    async def _subscribed_types(self) -> list[str]:
+        """The event types some active agent listens to (read once a heartbeat)."""
+        async with self.reader.execute(bus.SUBSCRIBED_TYPES) as cursor:
+            return [str(row[0]) for row in await cursor.fetchall()]
+
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             self.writer.add(records.ENGINE_HEARTBEAT, (time.time(), self.boot_id))
             with contextlib.suppress(Exception):
                 await self.writer.commit()
+            if self.executions:  # agents register while sessions run: follow them
+                with contextlib.suppress(Exception):
+                    types = await self._subscribed_types()
+                    for execution in list(self.executions.values()):
+                        execution.record.subscribe(types)

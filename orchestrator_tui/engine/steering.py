@@ -158,6 +158,8 @@ class Steering(ExecutionParts):
                 done = "the session was resumed already"
             self._pressure_session = False
         text = f"resources: {describe(reading)}; {done}"
+        self.record.publish("resource_alert", {"cause": cause, "reading": describe(reading),
+                                               "action": done}, now)
         self.record.note(text, action.task_ids[0] if isinstance(action, PauseTasks | ResumeTasks)
                          and len(action.task_ids) == 1 else None)
         self._events.put_nowait(WAKE)

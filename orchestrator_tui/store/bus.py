@@ -434,13 +434,15 @@ def _states(db: sqlite3.Connection, agent: str, ids: Sequence[int]) -> dict[int,
 
 
 def messages(conn: sqlite3.Connection, *, agent: str | None = None, type: str | None = None,
-             state: str | None = None, limit: int = 100) -> list[Message]:
-    """The newest messages (to or from `agent`, of `type`, in `state`), oldest first."""
+             state: str | None = None, session_id: str | None = None,
+             limit: int = 100) -> list[Message]:
+    """The newest messages (to or from `agent`, of `type`, in `state`, of `session_id`),
+    oldest first."""
     where, params = ["1"], []
     if agent:
         where.append("(agent = ? OR sender = ? OR recipient = ?)")
         params += [agent, agent, agent]
-    for column, value in (("type", type), ("state", state)):
+    for column, value in (("type", type), ("state", state), ("session_id", session_id)):
         if value:
             where.append(f"{column} = ?")
             params.append(value)
@@ -626,3 +628,53 @@ def latest_progress(conn: sqlite3.Connection, session_id: str) -> dict[str, dict
                         "progress WHERE session_id = ? ORDER BY id", (session_id,))
     return {str(who): {"agent": agent, "percent": pct, "note": note, "at": at}
             for who, agent, pct, note, at in rows}
+
+
+# -- the engine's queued statements ------------------------------------------------------
+# The engine writes through its group-commit writer, which takes plain statements; these
+# publish an event and hand a finished task's messages on without a read round trip.
+
+SUBSCRIBED_TYPES = ("SELECT DISTINCT s.event FROM bus_subscriptions s JOIN bus_agents a ON "
+                    "a.name = s.agent WHERE a.active = 1")
+"""The event types some active agent listens to (`*`: every type)."""
+
+_LISTENERS = ("FROM bus_subscriptions s JOIN bus_agents a ON a.name = s.agent WHERE "
+              "s.event IN (?, '*') AND a.active = 1 AND s.agent != ?")
+RECORD_EVENT = ("INSERT INTO bus_events (session_id, source, type, payload, subscribers, "
+                f"created_at) SELECT ?, ?, ?, ?, count(DISTINCT s.agent), ? {_LISTENERS}")
+FAN_OUT_EVENT = (
+    "INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, type, "
+    "payload, priority, state, max_attempts, visible_at, reason, event_id, created_at) "
+    "SELECT ?, ?, 'agent', agent, agent, ?, ?, ?, 'pending', ?, ?, NULL, "
+    f"(SELECT max(id) FROM bus_events), ? FROM (SELECT DISTINCT s.agent AS agent {_LISTENERS})"
+    " ORDER BY agent")
+"""Run right after `RECORD_EVENT` in the same transaction: the newest event is that one."""
+
+HAND_OVER = (
+    "INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, type, "
+    "payload, priority, state, max_attempts, visible_at, reason, event_id, created_at) "
+    "SELECT m.session_id, m.sender, 'agent', ?1, ?1, m.type, m.payload, m.priority, "
+    "'pending', m.max_attempts, ?2, 'handed over from message ' || m.id, NULL, ?2 "
+    f"FROM messages m WHERE m.agent = ?3 AND m.state IN {OPEN_STATES} AND m.created_at >= ?4 "
+    "AND m.event_id IS NULL AND (m.session_id = ?5 OR m.session_id IS NULL) AND NOT EXISTS "
+    "(SELECT 1 FROM messages c WHERE c.agent = ?1 AND c.reason = "
+    "'handed over from message ' || m.id) ORDER BY m.priority, m.id")
+"""Copy the messages an agent got while its task ran and has not acknowledged to the agent
+of a dependent task. Parameters: (to agent, now, from agent, since, session id)."""
+
+
+def event_statements(source: str, type: str, payload: str, *, session_id: str | None,
+                     now: float, priority: str = "normal") -> list[tuple[str, tuple[Any, ...]]]:
+    """The two statements that record an event and fan it out to its active subscribers,
+    for a writer that queues statements (the engine's) or a caller's open transaction.
+
+    Raises:
+        BusError: a bad source, type, priority or payload (nothing to write then).
+    """
+    where = f"event {type!r} from {source!r}"
+    check_name(source, f"{where}: source")
+    check_name(type, f"{where}: type")
+    text, number = check_payload(payload, where), check_priority(priority, where)
+    return [(RECORD_EVENT, (session_id, source, type, text, now, type, source)),
+            (FAN_OUT_EVENT, (session_id, source, type, text, number, MAX_ATTEMPTS, now, now,
+                             type, source))]

@@ -2,7 +2,9 @@
 the database for a session run elsewhere or already finished.
 
 The app's one 4 Hz timer asks `take_live()`; when there is no live run, it reads the database
-at most once a second while the session is active (`read_database()`).
+at most once a second while the session is active (`read_database()`). The screens that show
+the message bus read it through the app's reader as the snapshots arrive, at most once a
+second (`wants_bus()`, `read_bus()`).
 """
 
 from __future__ import annotations
@@ -10,19 +12,38 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiosqlite
 
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES
+from orchestrator_tui.engine.bus import Bus
 from orchestrator_tui.engine.events import Snapshot, TaskView
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.store import queries
+from orchestrator_tui.store.bus import Message
 from orchestrator_tui.store.queries import SessionRow, TaskRow, open_attempt_pids
 from orchestrator_tui.ui.host import RunHost
 from orchestrator_tui.ui.journal import JournalStore, from_transition
 
 DB_POLL_SECONDS = 1.0
 """How often a session run by another process is read from the database."""
+BUS_POLL_SECONDS = 1.0
+"""How often the focused session's messages are read while a screen shows them."""
+BUS_LIST = 50
+"""Newest messages and events kept for the messages screen."""
+
+
+@dataclass(slots=True)
+class BusView:
+    """The focused session's messages by state and, when asked for, the newest of them."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    read: bool = False
+    """Whether the bus has been read for this session yet."""
 
 
 class Feed:
@@ -41,6 +62,9 @@ class Feed:
         self.journal_fresh = False
         """Whether the journal of a session read from the database is as new as its rows."""
         self.next_read = 0.0
+        self.bus = BusView()
+        """What the message bus holds for the focused session (see `read_bus`)."""
+        self.next_bus_read = 0.0
 
     @property
     def live(self) -> Execution | None:
@@ -59,7 +83,39 @@ class Feed:
         self.journal.reset(session_id)
         self.journal_fresh = False
         self.next_read = 0.0
+        self.bus, self.next_bus_read = BusView(), 0.0
         return True
+
+    def wants_bus(self, now: float, *, force: bool = False) -> bool:
+        """Whether the bus should be read now (at most once per `BUS_POLL_SECONDS`, unless
+        `force`); a yes books the read, so the next ticks do not ask again."""
+        if self.session_id is None or not (force or now >= self.next_bus_read):
+            return False
+        self.next_bus_read = now + BUS_POLL_SECONDS
+        return True
+
+    async def read_bus(self, bus: Bus, *, lists: bool) -> bool:
+        """Read the focused session's message counts (and, with `lists`, its newest messages
+        and events); say whether anything shown changed."""
+        session_id = self.session_id
+        if session_id is None:
+            return False
+        self.next_bus_read = self.clock() + BUS_POLL_SECONDS
+        counts = await bus.counts(session_id)
+        messages = await bus.messages(session_id=session_id, limit=BUS_LIST) if lists else []
+        events = await bus.events(session_id=session_id, limit=BUS_LIST) if lists else []
+        if session_id != self.session_id:
+            return False  # the focus moved while reading
+        old = self.bus
+        new = BusView(counts, messages if lists else old.messages,
+                      events if lists else old.events, True)
+        changed = not old.read or (new.counts, [m.id for m in new.messages],
+                                   [m.state for m in new.messages],
+                                   [e["id"] for e in new.events]) != (
+            old.counts, [m.id for m in old.messages], [m.state for m in old.messages],
+            [e["id"] for e in old.events])
+        self.bus = new
+        return changed
 
     def take_live(self) -> Snapshot | None:
         """A new snapshot of the live run, or None when there is none or nothing can change."""

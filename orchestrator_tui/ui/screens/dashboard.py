@@ -2,7 +2,8 @@
 and the keys of the spec's ACTIONS row (pause, abort, resume, details, logs, help).
 
 The app's timer assigns one snapshot to `snapshot`; the panels are bound to it and update in
-their own watch methods. Resources are sampled once a second while the screen is shown.
+their own watch methods. Resources are sampled once a second while the screen is shown; the
+message counts are read from the bus as snapshots arrive, at most once a second.
 """
 
 from __future__ import annotations
@@ -107,6 +108,20 @@ class DashboardScreen(ModeScreen):
     def refresh_data(self) -> None:
         self.orchestrator.work(self._load_history, group="dashboard",
                                description="read past sessions for predictions")
+        self._want_bus(force=True)
+
+    def _want_bus(self, *, force: bool = False) -> None:
+        """Read the message counts when due (or now, with `force`)."""
+        app = self.orchestrator
+        if app.feed.wants_bus(app.clock(), force=force):
+            app.work(self._read_bus, group="bus", description="read the message bus")
+
+    async def _read_bus(self) -> None:
+        feed = self.orchestrator.feed
+        bus = await self.orchestrator.reader.bus()
+        if bus is not None:
+            await feed.read_bus(bus, lists=False)
+            self.query_one(MessagesPanel).show_counts(feed.bus.counts)  # redraws on change
 
     async def _load_history(self) -> None:
         feed = self.orchestrator.feed
@@ -140,6 +155,8 @@ class DashboardScreen(ModeScreen):
         if self._history_for != snap.session_id:
             self._history_for = snap.session_id
             self.refresh_data()
+        else:
+            self._want_bus()
         self._show_predictions(snap)
 
     def _show_predictions(self, snap: Snapshot) -> None:

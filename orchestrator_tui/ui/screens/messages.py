@@ -1,5 +1,7 @@
 """Messages: the live log of the focused session (state changes and notes), filterable by kind,
-task or agent, and text. A session not run by this app shows its recorded transitions.
+task or agent, and text. A session not run by this app shows its recorded transitions. Under
+the log, the newest messages and events of the agents' bus for the session (read as
+snapshots arrive, at most once a second).
 
 New entries are announced with a `JournalAdvanced` message that replaces any older one still
 queued, so a burst of entries costs one redraw; the log keeps at most `LOG_LINES` lines.
@@ -7,7 +9,9 @@ queued, so a burst of entries costs one redraw; the log keeps at most `LOG_LINES
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from functools import partial
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -19,6 +23,7 @@ from textual.message import Message
 from textual.widgets import Input, RichLog, Select, Static
 
 from orchestrator_tui.engine.events import JournalEntry, Snapshot
+from orchestrator_tui.store.bus import Message as BusMessage
 from orchestrator_tui.ui.format import styled_state
 from orchestrator_tui.ui.screens.base import ModeScreen
 from orchestrator_tui.views import stamp
@@ -31,6 +36,9 @@ KINDS = ("all", "session", "task", "note")
 TASK_WIDTH = 22
 """Task names are padded to this width so that states line up (narrower below WIDE)."""
 WIDE = 110
+BUS_ROWS = 6
+"""Bus rows shown when the panel's height is not known yet."""
+PAYLOAD_CHARS = 60
 
 
 def entry_line(entry: JournalEntry, colours: dict[str, str],
@@ -60,8 +68,63 @@ def entry_line(entry: JournalEntry, colours: dict[str, str],
     return row
 
 
+def short_payload(payload: Any, limit: int = PAYLOAD_CHARS) -> str:
+    """A JSON payload on one line, cut to `limit` characters."""
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def bus_rows(messages: list[BusMessage], events: list[dict[str, Any]],
+             limit: int) -> list[tuple[float, tuple[str, ...]]]:
+    """The newest `limit` messages and events, oldest first, as (time, cells): time, what,
+    sender -> recipient, type, priority, state, payload."""
+    rows: list[tuple[float, tuple[str, ...]]] = [
+        (m.created_at, (stamp(m.created_at)[11:19], f"#{m.id}",
+                        f"{m.sender} → {m.agent or m.recipient}", m.type, m.priority, m.state,
+                        short_payload(m.payload))) for m in messages]
+    for event in events:
+        listeners = int(event["subscribers"])
+        rows.append((float(event["created_at"]), (
+            stamp(event["created_at"])[11:19], "event",
+            f"{event['source']} → {listeners} listener{'s' if listeners != 1 else ''}",
+            str(event["type"]), "-", "published", short_payload(event["payload"]))))
+    rows.sort(key=lambda row: row[0])
+    return rows[-limit:] if limit > 0 else []
+
+
+def bus_table(messages: list[BusMessage], events: list[dict[str, Any]], limit: int) -> Table | Text:
+    """The bus panel's content: a table of the newest messages and events."""
+    rows = bus_rows(messages, events, limit)
+    if not rows:
+        return Text("No messages or events on the bus for this session yet "
+                    "(agents use `orchestrator comm send`).", style="dim")
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(width=8, no_wrap=True, style="dim")
+    table.add_column(width=6, no_wrap=True)
+    table.add_column(ratio=2, no_wrap=True, overflow="ellipsis", style="bold")
+    table.add_column(ratio=2, no_wrap=True, overflow="ellipsis")
+    table.add_column(width=8, no_wrap=True)
+    table.add_column(width=12, no_wrap=True)
+    table.add_column(ratio=3, no_wrap=True, overflow="ellipsis", style="dim")
+    for _, cells in rows:
+        table.add_row(*cells)
+    return table
+
+
 class MessagesScreen(ModeScreen):
-    """The journal of the focused session, with filters."""
+    """The journal of the focused session, with filters, and the session's bus traffic."""
+
+    DEFAULT_CSS = """
+    MessagesScreen #bus-list {
+        height: 8;
+        border: round $primary 60%;
+        padding: 0 1;
+    }
+    MessagesScreen.-short #bus-list {
+        height: 5;
+    }
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f,F", "filter", "Filter"),
@@ -94,6 +157,9 @@ class MessagesScreen(ModeScreen):
             yield Input(placeholder="text", id="text-filter", compact=True)
         yield RichLog(id="journal", max_lines=LOG_LINES, wrap=True, markup=False,
                       highlight=False, auto_scroll=True)
+        bus = Static("", id="bus-list")
+        bus.border_title = "BUS"
+        yield bus
         yield Static("", id="journal-status")
 
     def on_mount(self) -> None:
@@ -102,10 +168,37 @@ class MessagesScreen(ModeScreen):
     def refresh_data(self) -> None:
         self.orchestrator.want_journal()
         self.call_after_refresh(self._catch_up)  # once the log knows its width
+        self._want_bus(force=True)
 
     def watch_snapshot(self, snap: Snapshot | None) -> None:
         if snap is not None and snap.journal_seq > self._rendered_seq:
             self.post_message(self.JournalAdvanced(snap.journal_seq))
+        self._want_bus()
+
+    # ----- the bus -----------------------------------------------------------------------
+
+    def _want_bus(self, *, force: bool = False) -> None:
+        """Read the bus when due (or now, with `force`)."""
+        app = self.orchestrator
+        if app.feed.wants_bus(app.clock(), force=force):
+            app.work(partial(self._read_bus, redraw=force), group="bus",
+                     description="read the message bus")
+
+    async def _read_bus(self, *, redraw: bool = False) -> None:
+        """Read the bus; redraw the panel when it changed (or when `redraw`)."""
+        bus = await self.orchestrator.reader.bus()
+        if bus is not None and (await self.orchestrator.feed.read_bus(bus, lists=True)
+                                or redraw):
+            self._show_bus()
+
+    def _show_bus(self) -> None:
+        view = self.orchestrator.feed.bus
+        panel = self.query_one("#bus-list", Static)
+        height = panel.content_size.height
+        panel.update(bus_table(view.messages, view.events, height if height > 0 else BUS_ROWS))
+        total = sum(view.counts.values())
+        panel.border_subtitle = (f"{total} message{'s' if total != 1 else ''} in this "
+                                 "session · newest last")
 
     def on_messages_screen_journal_advanced(self, _event: JournalAdvanced) -> None:
         self._catch_up()

@@ -1,7 +1,10 @@
-"""The dashboard's messages and predictions panels. Both show only recorded facts: the agents'
-message bus does not exist yet, and predictions come from past sessions or say so."""
+"""The dashboard's messages and predictions panels. Both show only recorded facts: the message
+counts are the focused session's on the agents' bus, and predictions come from past sessions
+or say so."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from textual.widgets import Static
 
@@ -11,11 +14,29 @@ from orchestrator_tui.ui.intents import IntentHistory
 from orchestrator_tui.views import seconds
 
 
+def messages_text(counts: Mapping[str, int]) -> str:
+    """The panel's three lines: pending (not yet acknowledged: waiting or delivered),
+    processed (acknowledged), failed (handed back, or dead letters)."""
+    pending = counts.get("pending", 0) + counts.get("delivered", 0)
+    processed, dead = counts.get("acknowledged", 0), counts.get("dead_letter", 0)
+    failed = counts.get("failed", 0) + dead
+    total = sum(counts.values())
+    head = "No messages yet." if not total else \
+        f"{total} message{'s' if total > 1 else ''} in this session"
+    return (f"{head}\nPending {pending} · Processed {processed}\n"
+            f"Failed {failed}" + (f" ({dead} dead letter{'s' if dead > 1 else ''})"
+                                  if dead else ""))
+
+
 class MessagesPanel(Static):
-    """Pending, processed and failed messages between agents."""
+    """Pending, processed and failed messages between agents (`messages_text`)."""
 
     def on_mount(self) -> None:
-        self.update("No messages yet.\nPending 0 · Processed 0\nFailed 0")
+        self.update(messages_text({}))
+
+    def show_counts(self, counts: Mapping[str, int]) -> None:
+        """Show the focused session's messages by state."""
+        show(self, messages_text(counts))
 
 
 def remaining_text(history: IntentHistory | None, elapsed: float, active: bool) -> str:
