@@ -73,6 +73,8 @@ class Model:
             self.limit = action.limit
         else:
             self.session_paused = isinstance(action, PauseSession)
+            for tid in getattr(action, "task_ids", ()):
+                self.running[tid] = self.held.pop(tid)
 
 
 tasks_strategy = st.lists(

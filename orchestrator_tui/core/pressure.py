@@ -107,9 +107,11 @@ class PauseSession:
 
 @dataclass(frozen=True, slots=True)
 class ResumeSession:
-    """Undo step 4: resume the session the policy paused."""
+    """Undo step 4: resume the session the policy paused, and with it `task_ids`, held
+    tasks to run again at once because no other task is left running."""
 
     level: int = TOP_LEVEL - 1
+    task_ids: tuple[str, ...] = ()
 
 
 Action = PauseTasks | ResumeTasks | SetLimit | PauseSession | ResumeSession
@@ -213,7 +215,9 @@ class PressurePolicy:
 
     def _relax(self, work: Work) -> Action:
         if self.level == TOP_LEVEL:
-            return ResumeSession()
+            if work.running or not work.held:
+                return ResumeSession()
+            return ResumeSession(task_ids=(min(work.held, key=lambda task: task.rank).task_id,))
         if self.level == 3:
             shrunk = self.shrunk if self.shrunk is not None else work.user_limit
             return SetLimit(max(1, min(shrunk, work.user_limit)), 2)

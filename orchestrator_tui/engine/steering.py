@@ -126,8 +126,8 @@ class Steering(ExecutionParts):
                                handle is not None and handle.pid is not None)
             if tid in self._pressure_held:
                 held.append(view)
-            elif not attempt.paused and self.states[tid] == T.RUNNING:
-                running.append(view)
+            elif (not attempt.paused and self.states[tid] == T.RUNNING) or self._paused:
+                running.append(view)  # (a paused session's tasks resume with it)
         return Work(tuple(running), tuple(held), self.parallel_limit, self.user_limit)
 
     def apply_pressure(self, action: Action, reading: Pressure, cause: str) -> str:
@@ -156,6 +156,9 @@ class Steering(ExecutionParts):
                     Control("resume", reason=f"resources recovered: {describe(reading)}"), now)
             else:
                 done = "the session was resumed already"
+            if action.task_ids:
+                done += "; " + self._pressure_resume(ResumeTasks(action.task_ids, action.level),
+                                                     now)
             self._pressure_session = False
         text = f"resources: {describe(reading)}; {done}"
         self.record.publish("resource_alert", {"cause": cause, "reading": describe(reading),
