@@ -23,6 +23,7 @@ from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.states import SessionState
 from orchestrator_tui.engine import cache as solution_cache
 from orchestrator_tui.engine.agent_state import archived_agents
+from orchestrator_tui.engine.bus import Bus
 from orchestrator_tui.engine.events import Control, Snapshot
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.isolation import Branch
@@ -67,6 +68,10 @@ async def _cached(db_path: Path, key: solution_cache.ProblemKey, as_json: bool) 
     entry = await solution_cache.lookup(db_path, key)  # None too when the file is unusable
     if entry is None:
         return False
+    with contextlib.suppress(OrchestratorError):  # telling subscribers is not essential
+        async with await Bus.open(db_path) as bus:
+            await bus.publish("engine", "cache_hit", {"intent": entry.intent,
+                                                      "session": entry.session_id})
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.created_at))
     if as_json:
         print(json.dumps({"cached": True, "session": entry.session_id, "intent": entry.intent,

@@ -18,7 +18,7 @@ from orchestrator_tui.engine.checkpoints import create_checkpoint
 from orchestrator_tui.engine.registry import Registry, load_registry
 from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.store import bus
-from tests.conftest import python_argv
+from tests.conftest import Run, python_argv, write_workflow
 
 OK = python_argv("print('SUMMARY: fine')")
 FAIL = python_argv("import sys; sys.exit('it broke')")
@@ -213,3 +213,15 @@ def test_agent_clis_are_told_how_to_use_the_bus(workspace: Path) -> None:
                     "orchestrator progress PERCENT NOTE", "orchestrator context get",
                     "orchestrator context set"):
         assert command in prompt
+
+
+def test_a_cache_hit_is_announced(cli: Run, workspace: Path) -> None:
+    flow = write_workflow(workspace, "intents:\n  quick:\n    tasks:\n      - id: a\n"
+                                     f"        command: {python_argv('pass')}\n")
+    env = {"ORCHESTRATOR_NO_CACHE": ""}
+    assert cli("comm", "register", "watcher", "--events", "cache_hit").returncode == 0
+    assert cli("run", "quick", "--workflow", str(flow), env=env).returncode == 0
+    hit = cli("run", "quick", "--workflow", str(flow), env=env)
+    assert "Using cached solution" in hit.stdout, hit.stderr
+    got = cli("comm", "receive", "--max", "5", "--json", env={"ORCHESTRATOR_AGENT": "watcher"})
+    assert '"cache_hit"' in got.stdout, got.stdout + got.stderr

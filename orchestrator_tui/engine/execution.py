@@ -279,10 +279,12 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
             step = self.failure_recovery.next_step(tid, event.attempt)
             self._recover(tid, step, outcome.error or "failed", event.attempt, now, outcome)
             if record.subscribed:
-                record.publish("task_failed", {
-                    "task": tid, "agent": agent_before, "attempt": event.attempt,
-                    "error": (outcome.error or "failed")[:RESULT_CHARS],
-                    "state": self.states[tid], "next_agent": self._agent_of.get(tid)}, now)
+                failure = {"task": tid, "agent": agent_before, "attempt": event.attempt,
+                           "error": (outcome.error or "failed")[:RESULT_CHARS],
+                           "state": self.states[tid], "next_agent": self._agent_of.get(tid)}
+                record.publish("task_failed", failure, now)
+                if agent_before is not None:  # the same failure, for who follows agents
+                    record.publish("agent_failed", failure, now)
         if tid in self.failure_recovery.parent_of and not self._aborting:
             self._subtask_ended(tid, now)
 
