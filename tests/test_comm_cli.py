@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import CLI, many_tasks
+from tests.conftest import CLI, Run, many_tasks
 
 
 def run(db: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
@@ -132,3 +132,13 @@ def test_eight_cli_agents_while_a_workflow_runs(tmp_path: Path) -> None:
         tasks = conn.execute("SELECT count(*) FROM tasks WHERE state = 'succeeded'").fetchone()
     assert states == {"acknowledged": 8 * per_agent}
     assert tasks == (40,)
+
+
+def test_an_agent_publishes_its_own_events(cli: Run) -> None:
+    assert cli("comm", "register", "lead", "--events", "tests_passed").returncode == 0
+    out = cli("comm", "publish", "tests_passed", '{"count": 12}', "--agent", "tester")
+    assert out.returncode == 0 and "1 subscriber(s)" in out.stdout, out.stderr
+    bad = cli("comm", "publish", "tests_passed", "{not json", "--agent", "tester")
+    assert bad.returncode == 2 and "JSON" in bad.stderr and "Traceback" not in bad.stderr
+    got = cli("comm", "receive", "--agent", "lead", "--json")
+    assert '"tests_passed"' in got.stdout and '"count": 12' in got.stdout.replace('\\"', '"')

@@ -96,13 +96,17 @@ def add_comm_parsers(subparsers: Any) -> None:
     show.add_argument("--state", help="only messages in this state (pending, delivered, "
                                       "acknowledged, failed, dead_letter)")
     show.add_argument("--limit", type=int, default=50, metavar="N")
+    publish = actions.add_parser("publish", help="publish an event to the agents that "
+                                                 "registered for its type")
+    publish.add_argument("type", help="the event type, e.g. tests_passed")
+    publish.add_argument("payload", help="JSON text (at most 256 KiB); - reads standard input")
     events = actions.add_parser("show-events", help="the newest published events")
     events.add_argument("--limit", type=int, default=50, metavar="N")
     actions.add_parser("agent-status", help="registered agents and their messages")
-    for sub in (send, receive, ack, fail, show):
+    for sub in (send, receive, ack, fail, show, publish):
         sub.add_argument("--agent", metavar="NAME", help="the agent acting, or shown "
                                                          "(default: $ORCHESTRATOR_AGENT)")
-    for sub in (send, register, events):
+    for sub in (send, register, events, publish):
         sub.add_argument("--session", metavar="ID", help="the session (default: "
                                                          "$ORCHESTRATOR_SESSION)")
 
@@ -139,6 +143,23 @@ async def _send(conn: aiosqlite.Connection, args: argparse.Namespace,
                              ok=False)
     return CommandResult(f"sent #{', #'.join(map(str, sent.ids))} to "
                          f"{', '.join(sent.agents)}", data)
+
+
+@command("comm", "publish")
+async def _publish(conn: aiosqlite.Connection, args: argparse.Namespace,
+                   context: CommandContext) -> CommandResult:
+    payload = payload_of(args.payload, "comm publish")
+    if isinstance(payload, bytes):
+        try:
+            payload = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommandError("comm publish: the payload is not UTF-8 text") from None
+    source = agent_name(args, required=False)
+    async with await _bus(context) as bus:
+        event_id, subscribers = await bus.publish(source, args.type, payload,
+                                                  session_id=session_of(args))
+    return CommandResult(f"event #{event_id} {args.type} published to {subscribers} "
+                         "subscriber(s)", {"event": event_id, "subscribers": subscribers})
 
 
 @command("comm", "receive")
