@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallel", type=int, metavar="N", help="most agents at once")
     run.add_argument("--mode", choices=("list", "levels"), default="list", help="list: a task "
                      "starts once its dependencies are done (default); levels: level by level")
-    run.add_argument("--executor", choices=("local", "ray"), default="local",
-                     help="local: processes on this machine (default); ray: Ray tasks on a "
-                          "Ray cluster, placed by the tasks' resources")
+    run.add_argument("--executor", choices=("local", "ray"), default=None,
+                     help="local: processes on this machine; ray: Ray tasks on a Ray "
+                          "cluster, placed by the tasks' resources (default: the `executor` "
+                          "setting, else local)")
     run.add_argument("--address", metavar="ADDRESS", help="the Ray cluster to join with "
                      "--executor ray (default: start a local one)")
     run.add_argument("--show-output", action="store_true",

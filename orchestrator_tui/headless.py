@@ -28,8 +28,9 @@ from orchestrator_tui.engine.events import Control, Snapshot
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.isolation import Branch
 from orchestrator_tui.engine.registry import load_registry
-from orchestrator_tui.engine.runners.ray_runner import RayRunner
+from orchestrator_tui.engine.runners.ray_runner import RayRunner, executor_runner
 from orchestrator_tui.engine.session import Engine, SessionRequest
+from orchestrator_tui.engine.settings import load_settings
 from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.store import queries
 from orchestrator_tui.views import STATE_MARKS, seconds
@@ -42,7 +43,7 @@ async def run_intent(args: argparse.Namespace, workspace: Path, db_path: Path) -
     """Run `args.intent` to its end; the exit code is 0 only if the session COMPLETED."""
     if args.parallel is not None and args.parallel < 1:
         raise OrchestratorError("--parallel must be 1 or more")
-    ray = executor_of(args)
+    ray = await executor_of(args, db_path)
     archived = await archived_agents(db_path)
     plan, registry, source = load_plan(args.intent, args.workflow, workspace,
                                        args.agents_dir or [], archived)
@@ -82,18 +83,15 @@ async def _cached(db_path: Path, key: solution_cache.ProblemKey, as_json: bool) 
     return True
 
 
-def executor_of(args: argparse.Namespace) -> RayRunner | None:
-    """The Ray runner when `--executor ray` asks for one (Ray connects at the first task).
+async def executor_of(args: argparse.Namespace, db_path: Path) -> RayRunner | None:
+    """The Ray runner when `--executor ray` (or the `executor` setting) asks for one; Ray
+    connects at the first task.
 
     Raises:
-        OrchestratorError: Ray is not installed, or `--address` without `--executor ray`.
+        OrchestratorError: Ray is not installed, or `--address` without the ray executor.
     """
-    executor, address = getattr(args, "executor", "local"), getattr(args, "address", None)
-    if executor != "ray":
-        if address:
-            raise OrchestratorError("--address needs --executor ray")
-        return None
-    return RayRunner(address)
+    return executor_runner(await load_settings(db_path), getattr(args, "executor", None),
+                           getattr(args, "address", None))
 
 
 async def resume_session(args: argparse.Namespace, workspace: Path, db_path: Path) -> int:

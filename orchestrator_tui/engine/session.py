@@ -28,7 +28,7 @@ from orchestrator_tui.engine.pressure_monitor import MonitorConfig, watch
 from orchestrator_tui.engine.processes import process_start_time
 from orchestrator_tui.engine.recovery import Settled, leftover_pids, settle, stop_leftovers
 from orchestrator_tui.engine.registry import Registry
-from orchestrator_tui.engine.runners.ray_runner import RayRunner
+from orchestrator_tui.engine.runners.ray_runner import RayRunner, executor_runner
 from orchestrator_tui.engine.settings import effective
 from orchestrator_tui.store import bus, queries, records
 from orchestrator_tui.store.backup import DEFAULT_EVERY_MINUTES, DEFAULT_KEEP, auto_backup
@@ -211,9 +211,11 @@ class Engine:
             settle, session=session, boot_id=self.boot_id, keep_paused=keep_paused))
         settled.stopped = stopped
         plan = settled.plan
+        settings = await queries.settings(self.reader)
         jobs = JobFactory(session_id=session.id, intent=plan.intent.name,
                           workspace=Path(session.workspace), db_path=self.db_path,
-                          registry=registry, settings=await queries.settings(self.reader))
+                          registry=registry, settings=settings,
+                          ray=executor_runner(settings))
         jobs.bind_all(plan)
         paused = keep_paused and session.state == SessionState.PAUSED
         state = SessionState.PAUSED if paused else SessionState.PLANNING \

@@ -33,12 +33,15 @@ KNOWN = {
                    "the machine's load, up to parallel_limit",
     "cache_max_age_days": "how many days a cached solution is offered for (a whole number, 0 "
                           "turns the cache's offers off; default 7)",
+    "executor": "local or ray: where agents run, in the app and by default for `orchestrator "
+                "run` and `resume` (ray needs the ray extra)",
+    "ray_address": "the Ray cluster the ray executor joins, or none to start a local one",
 }
 RUNNERS = ("auto", "command", "claude", "codex", "gemini")
 LLM_CLIS = ("claude", "codex", "gemini", "none")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
 DEFAULTS = {"default_runner": "auto", "llm_cli": "claude", "auto_checkpoints": "on",
-            "pressure_policy": "on", "pool_sizing": "fixed"}
+            "pressure_policy": "on", "pool_sizing": "fixed", "executor": "local"}
 UNSET = "none"
 """The value that turns an optional limit off."""
 
@@ -58,6 +61,7 @@ def check(key: str, value: str) -> str:
         raise OrchestratorError(f"{key} cannot be empty")
     choices = {"default_runner": RUNNERS, "llm_cli": LLM_CLIS, "auto_checkpoints": ("on", "off"),
                "pressure_policy": ("on", "off"), "pool_sizing": ("fixed", "dynamic"),
+               "executor": ("local", "ray"),
                "claude_permission_mode": (*PERMISSION_MODES, UNSET)}.get(key)
     if choices is not None and value not in choices:
         raise OrchestratorError(f"{key} must be one of {', '.join(choices)}, not {value!r}")

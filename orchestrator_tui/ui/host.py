@@ -19,7 +19,9 @@ from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.recovery import Settled
 from orchestrator_tui.engine.registry import load_registry
+from orchestrator_tui.engine.runners.ray_runner import executor_runner
 from orchestrator_tui.engine.session import Engine, SessionRequest
+from orchestrator_tui.engine.settings import load_settings
 from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.store import queries
 from orchestrator_tui.store.database import connect
@@ -62,8 +64,9 @@ class RunHost:
             load_plan, intent, self.workflow, self.workspace, self.agent_dirs, archived)
         if self.engine is None:
             self.engine = await Engine.open(self.db_path)
+        ray = executor_runner(await load_settings(self.db_path))  # says what to install
         self.execution = await self.engine.start(SessionRequest(
-            plan=plan, workspace=self.workspace, workflow=source, registry=registry))
+            plan=plan, workspace=self.workspace, workflow=source, registry=registry, ray=ray))
         return self.execution
 
     async def run(self, execution: Execution) -> SessionState:

@@ -35,6 +35,7 @@ from orchestrator_tui.engine.runners.stream import (
     StreamReading,
     StreamRunner,
 )
+from orchestrator_tui.engine.settings import effective
 
 MISSING = "the ray executor needs Ray: pip install 'orchestrator-tui[ray]'"
 EXECUTORS = ("local", "ray")
@@ -303,6 +304,23 @@ def _replace(outcome: Outcome, **changes: Any) -> Outcome:
 def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message, shortened."""
     return last_line(str(error).strip().split("\n", 1)[0]) or "no details"
+
+
+def executor_runner(settings: Mapping[str, str], executor: str | None = None,
+                    address: str | None = None) -> RayRunner | None:
+    """The Ray runner when the executor (given, else the `executor` setting) is `ray`, joining
+    `address` (given, else the `ray_address` setting); None for the local executor.
+
+    Raises:
+        OrchestratorError: Ray is not installed (saying what to install), or an address
+            without the ray executor.
+    """
+    chosen = executor or effective(settings, "executor") or "local"
+    if chosen != "ray":
+        if address:
+            raise OrchestratorError("--address needs --executor ray")
+        return None
+    return RayRunner(address or effective(settings, "ray_address"))
 
 
 class RayRunner:
