@@ -1,4 +1,5 @@
-"""System resources for the dashboard: CPU, memory and disk I/O, sampled cheaply with psutil.
+"""System resources for the dashboard: CPU, memory, disk I/O and load, sampled cheaply with
+psutil.
 
 Each call reads a few lines of /proc (well under a millisecond) and compares them with the
 previous call, so sampling never blocks or sleeps.
@@ -23,6 +24,8 @@ class ResourceSample:
     disk_bytes_per_s: float | None
     """Read plus written per second since the last sample; None on the first one, or where
     psutil cannot count disk I/O."""
+    load_per_cpu: float | None = None
+    """The one-minute load average divided by the logical CPUs; None where unknown."""
 
 
 class Sampler(Protocol):
@@ -54,9 +57,16 @@ class PsutilSampler:
         return max(0.0, (total - last[1]) / (now - last[0]))
 
     def sample(self) -> ResourceSample:
-        """CPU since the last call, memory now, disk throughput since the last call."""
+        """CPU since the last call, memory now, disk throughput since the last call, load."""
         return ResourceSample(psutil.cpu_percent(interval=None),
-                              psutil.virtual_memory().percent, self._disk_rate())
+                              psutil.virtual_memory().percent, self._disk_rate(), _load())
+
+
+def _load() -> float | None:
+    try:
+        return psutil.getloadavg()[0] / (psutil.cpu_count() or 1)
+    except (OSError, AttributeError):
+        return None
 
 
 def rate_text(value: float | None) -> str:

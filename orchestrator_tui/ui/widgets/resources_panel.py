@@ -1,4 +1,5 @@
-"""CPU, memory and disk I/O of the machine, each with a sparkline of the last minute."""
+"""CPU, memory and disk I/O of the machine, each with a sparkline of the last minute, and the
+load per CPU under the panel."""
 
 from __future__ import annotations
 
@@ -40,5 +41,7 @@ class ResourcesPanel(Grid):
             f"Memory {sample.memory_percent:5.1f}%", layout=False)
         self.query_one("#disk-figure", Label).update(
             f"Disk   {rate_text(sample.disk_bytes_per_s):>9}", layout=False)
+        if sample.load_per_cpu is not None:
+            self.border_subtitle = f"load {sample.load_per_cpu:.2f} per CPU"
         for key, values in (("cpu", self._cpu), ("memory", self._memory), ("disk", self._disk)):
             self.query_one(f"#{key}-spark", Sparkline).data = list(values)
