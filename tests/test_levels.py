@@ -96,3 +96,19 @@ def test_cli_run_mode_levels(cli: Run, workspace: Path, db_path: Path) -> None:
     assert spans["a"][1] < spans["c"][0]
     bad = cli("run", "lv", "--workflow", str(workflow), "--mode", "waves")
     assert bad.returncode == 2 and "invalid choice: 'waves'" in bad.stderr
+
+
+async def test_a_recovered_session_keeps_its_mode(tmp_path: Path, workspace: Path) -> None:
+    from orchestrator_tui.store import queries
+
+    db = tmp_path / "state.db"
+    plan = Plan(IntentSpec(name="two", tasks=(task("a", "pass"), task("b", "pass", "a"))))
+    async with await Engine.open(db) as engine:  # started, then its engine stops
+        started = await engine.start(SessionRequest(plan=plan, workspace=workspace,
+                                                    workflow="two", mode="levels"))
+    async with await Engine.open(db) as engine:
+        session = await queries.find_session(engine.reader, started.session_id)
+        assert session.mode == "levels"
+        execution, _ = await engine.recover(session, None)
+        assert execution.mode == "levels"
+        assert await engine.run(execution) == SessionState.COMPLETED

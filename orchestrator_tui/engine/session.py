@@ -164,7 +164,7 @@ class Engine:
         w.add(records.INSERT_SESSION, (
             session_id, plan.intent.name, request.workflow, str(request.workspace),
             SessionState.PLANNING, records.to_json(plan.to_dict()), limit,
-            plan.intent.max_concurrent, self.boot_id, now, now))
+            plan.intent.max_concurrent, self.boot_id, now, now, request.mode))
         records.transition(w, session_id, None, None, SessionState.IDLE, "session created", now)
         records.transition(w, session_id, None, SessionState.IDLE, SessionState.PLANNING,
                            f"planning intent {plan.intent.name} ({len(plan)} tasks)", now)
@@ -223,6 +223,7 @@ class Engine:
         execution = Execution(session_id=session.id, plan=plan, writer=self.writer, jobs=jobs,
                               parallel_limit=session.parallel_limit, session_state=state,
                               task_states=settled.states, attempts=settled.attempts,
+                              mode=session.mode or "list",
                               boot_id=self.boot_id,
                               success_rates=await self._success_rates(plan))
         execution.record.note(settled.summary())

@@ -26,6 +26,8 @@ class SessionRow:
     created_at: float
     updated_at: float
     finished_at: float | None
+    mode: str | None = None
+    """`list` or `levels` (None in sessions recorded before it was kept: `list`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ class EngineRow:
 
 
 SESSION_COLUMNS = ("id, intent, workflow, workspace, state, plan, parallel_limit, max_concurrent,"
-                   " boot_id, created_at, updated_at, finished_at")
+                   " boot_id, created_at, updated_at, finished_at, mode")
 TASK_COLUMNS = ("session_id, id, kind, agent, state, attempts, idempotent, exit_code, result,"
                 " error, started_at, finished_at, updated_at")
 

@@ -9,8 +9,8 @@ from typing import Any
 from orchestrator_tui.store.writer import Writer
 
 INSERT_SESSION = """INSERT INTO sessions (id, intent, workflow, workspace, state, plan,
-    parallel_limit, max_concurrent, boot_id, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    parallel_limit, max_concurrent, boot_id, created_at, updated_at, mode)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 SET_SESSION_STATE = """UPDATE sessions SET state = ?, updated_at = ?,
     finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?"""
 INSERT_TASK = """INSERT INTO tasks (session_id, id, kind, agent, state, idempotent, updated_at)

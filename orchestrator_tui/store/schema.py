@@ -208,6 +208,10 @@ MIGRATIONS: list[str] = [
         chosen_at REAL NOT NULL
     );
     """,
+    # 6: how a session dispatches (`list` or `levels`), so that a recovered one goes on alike.
+    """
+    ALTER TABLE sessions ADD COLUMN mode TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
