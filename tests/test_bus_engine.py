@@ -144,7 +144,7 @@ def write_agent(workspace: Path, name: str, code: str) -> None:
                                        f"runner: command\ncommand: {argv}\n---\nYou work.\n")
 
 
-# While `write` runs, the lead sends its agent three messages; the agent takes two (the one
+# While `write` runs, the test sends its agent three messages; the agent takes two (the one
 # from before the run, and the first new one), acknowledges only the new one and never reads
 # the other two.
 WRITER = """
