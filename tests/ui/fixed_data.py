@@ -13,6 +13,7 @@ from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import SessionState
 from orchestrator_tui.engine.events import Control, JournalEntry, Snapshot, TaskView
 from orchestrator_tui.store.database import connect
+from orchestrator_tui.store.queries import SESSION_COLUMNS
 
 T0 = 1_767_348_000.0
 """2026-01-02 10:00:00 UTC: the start of the live session."""
@@ -104,7 +105,8 @@ def fill_database(path: Path) -> None:
     day = T0 - 86_400
     analyze, build = analyze_plan(), build_plan()
     with sqlite3.connect(path) as conn:
-        conn.executemany("INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [
+        conn.executemany(f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,'list')", [
             _session_row("sess-0000aaaa", analyze, "COMPLETED", day, day + 12.5),
             _session_row("sess-0000bbbb", build, "FAILED", day + 3600, day + 3671.0),
             _session_row(LIVE, build, "EXECUTING", T0, None)])
