@@ -200,3 +200,43 @@ def test_error_signatures_and_sequences() -> None:
     assert error_signature("") == "(no error text)"
     assert usual_next(["a", "b", "a", "b", "a", "c"], "a") == [("b", 2), ("c", 1)]
     assert percentile([], 0.5) is None
+
+
+async def slow_step(context: object) -> str:
+    await asyncio.sleep(0.3)
+    return "slow"
+
+
+async def quick_step(context: object) -> str:
+    return "quick"
+
+
+async def test_learned_durations_order_the_policy(tmp_path: Path) -> None:
+    from orchestrator_tui.core.models import IntentSpec, TaskSpec
+    from orchestrator_tui.engine.session import Engine, SessionRequest
+
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    here = "tests.test_learning"
+    plan = Plan(IntentSpec(name="pair", tasks=(  # the quick one first in the file
+        TaskSpec(id="quick", python=f"{here}:quick_step"),
+        TaskSpec(id="slow", python=f"{here}:slow_step"))))
+    async with await Engine.open(tmp_path / "state.db") as engine:
+        assert await engine.learned_durations(plan) is None  # no history: no figures
+        first = await engine.start(SessionRequest(plan=plan, workspace=workspace,
+                                                  workflow="pair", parallel_limit=1))
+        await engine.run(first)
+        learned = await engine.learned_durations(plan)
+        assert learned is not None and learned["slow"] > learned["quick"]
+        second = await engine.start(SessionRequest(plan=plan, workspace=workspace,
+                                                   workflow="pair", parallel_limit=1))
+        await engine.run(second)
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        order = [row[0] for row in conn.execute(
+            "SELECT task_id FROM attempts WHERE session_id = ? ORDER BY started_at, id",
+            (second.session_id,))]
+        first_order = [row[0] for row in conn.execute(
+            "SELECT task_id FROM attempts WHERE session_id = ? ORDER BY started_at, id",
+            (first.session_id,))]
+    assert first_order == ["quick", "slow"]  # file order without history
+    assert order == ["slow", "quick"]  # the longer task first once it is known

@@ -174,7 +174,8 @@ class Engine:
         await w.commit()
         execution = Execution(session_id=session_id, plan=plan, writer=w, jobs=jobs,
                               parallel_limit=limit, boot_id=self.boot_id,
-                              success_rates=await self._success_rates(plan), mode=request.mode)
+                              success_rates=await self._success_rates(plan), mode=request.mode,
+                              estimates=await self.learned_durations(plan))
         self._arm_checkpoints(execution, request.workspace, jobs.settings)
         self.executions[session_id] = execution
         return execution
@@ -190,6 +191,18 @@ class Engine:
                                           reason)
             return row.id
         execution.checkpoint = checkpoint
+
+    async def learned_durations(self, plan: Plan) -> dict[str, float] | None:
+        """Each task's predicted seconds from recorded history, for the policy's longest
+        remaining path (None without any history: every task then counts alike)."""
+        from orchestrator_tui.engine.learning import load_predictor  # it needs this module
+
+        predictor, samples = await load_predictor(self.reader)
+        if not samples:
+            return None
+        points = {tid: estimate.point for tid, task in plan.tasks.items()
+                  if (estimate := predictor.predict(task.kind)) is not None}
+        return points or None
 
     async def _success_rates(self, plan: Plan) -> dict[str, tuple[int, int]] | None:
         """The agents' recorded success, read once when the plan's recovery ranks
