@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator_tui.engine.bus import Bus, publish_event
-from orchestrator_tui.store import bus
-from orchestrator_tui.store.bus import BusError, ContextConflict, Outgoing
+from orchestrator_tui.store import bus, context
+from orchestrator_tui.store.bus import BusError, Outgoing
+from orchestrator_tui.store.context import ContextConflict
 from orchestrator_tui.store.writer import Writer
 
 
@@ -147,25 +148,25 @@ def test_visibility_timeout_redelivers_then_dead_letters(db: Path) -> None:
 
 def test_compare_and_set_conflicts_and_history(db: Path) -> None:
     conn = connect(db)
-    first = bus.context_set(conn, "s1", "plan", '{"step": 1}', "a", expect_version=0)
+    first = context.context_set(conn, "s1", "plan", '{"step": 1}', "a", expect_version=0)
     assert first.version == 1
     with pytest.raises(ContextConflict, match=r"version 1 .*written by a.*not the expected 0"):
-        bus.context_set(conn, "s1", "plan", '{"step": 9}', "b", expect_version=0)
-    bus.context_set(conn, "s1", "plan", '{"step": 2}', "b", expect_version=1)
+        context.context_set(conn, "s1", "plan", '{"step": 9}', "b", expect_version=0)
+    context.context_set(conn, "s1", "plan", '{"step": 2}', "b", expect_version=1)
     with pytest.raises(ContextConflict):
-        bus.context_set(conn, "s1", "plan", '{"step": 3}', "c", expect_version=1)
-    assert [(v.version, v.written_by) for v in bus.context_history(conn, "s1", "plan")] == \
+        context.context_set(conn, "s1", "plan", '{"step": 3}', "c", expect_version=1)
+    assert [(v.version, v.written_by) for v in context.context_history(conn, "s1", "plan")] == \
         [(1, "a"), (2, "b")]
-    assert bus.context_get(conn, "s2", "plan") is None
+    assert context.context_get(conn, "s2", "plan") is None
 
     def bump(name: str) -> None:
         own = connect(db)
         done = 0
         while done < 10:
-            current = bus.context_get(own, "s1", "counter")
+            current = context.context_get(own, "s1", "counter")
             value = json.loads(current.value) if current else 0
             try:
-                bus.context_set(own, "s1", "counter", json.dumps(value + 1), name,
+                context.context_set(own, "s1", "counter", json.dumps(value + 1), name,
                                 expect_version=current.version if current else 0)
                 done += 1
             except ContextConflict:
@@ -177,7 +178,7 @@ def test_compare_and_set_conflicts_and_history(db: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    final = bus.context_get(conn, "s1", "counter")
+    final = context.context_get(conn, "s1", "counter")
     assert final is not None and json.loads(final.value) == 40 and final.version == 40
 
 
@@ -197,7 +198,7 @@ def test_bad_payloads_are_refused_and_nothing_is_stored(db: Path, payload: str |
     with pytest.raises(BusError, match=f"message 2 of 3 to 'r' .type 'blob'.: payload .*{words}"):
         bus.send_many(conn, [good, bad, good])
     with pytest.raises(BusError, match=words):
-        bus.context_set(conn, "s", "k", payload, "x")
+        context.context_set(conn, "s", "k", payload, "x")
     with pytest.raises(BusError, match=words):
         bus.publish(conn, "x", "evt", payload)
     assert count(db) == 0
@@ -273,8 +274,8 @@ def test_events_reach_subscribers_through_the_engine_writer(db: Path) -> None:
     assert seen.type == "task_completed" and json.loads(seen.payload) == {"task": "t1"}
     assert bus.receive(conn, "deaf") == []
     assert bus.events(conn)[0]["id"] == event_id
-    bus.record_progress(conn, "watcher", 40, "half", session_id="s1", task_id="t2")
-    assert bus.latest_progress(conn, "s1")["t2"]["percent"] == 40
+    context.record_progress(conn, "watcher", 40, "half", session_id="s1", task_id="t2")
+    assert context.latest_progress(conn, "s1")["t2"]["percent"] == 40
     assert bus.receive(conn, "all", 5)[-1].type == "progress"
 
 

@@ -18,7 +18,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from orchestrator_tui.store import bus as sql
-from orchestrator_tui.store.bus import ContextValue, Message, Outgoing, Sent
+from orchestrator_tui.store import context as shared
+from orchestrator_tui.store.bus import Message, Outgoing, Sent
+from orchestrator_tui.store.context import ContextValue
 from orchestrator_tui.store.database import busy_timeout_ms, connect, describe
 from orchestrator_tui.store.writer import Writer
 
@@ -115,26 +117,26 @@ class Bus:
 
     async def context_get(self, session_id: str, key: str) -> ContextValue | None:
         """The current value of a context key, or None."""
-        return await self._run(sql.context_get, session_id, key)
+        return await self._run(shared.context_get, session_id, key)
 
     async def context_set(self, session_id: str, key: str, value: str | bytes, writer: str,
                           expect_version: int | None = None) -> ContextValue:
         """Write a context key (JSON text), compare-and-set with `expect_version`."""
-        return await self._run(sql.context_set, session_id, key, value, writer,
+        return await self._run(shared.context_set, session_id, key, value, writer,
                                expect_version=expect_version)
 
     async def context_history(self, session_id: str, key: str) -> list[ContextValue]:
         """Every version of a context key."""
-        return await self._run(sql.context_history, session_id, key)
+        return await self._run(shared.context_history, session_id, key)
 
     async def context_keys(self, session_id: str) -> list[ContextValue]:
         """Every key of a session's context."""
-        return await self._run(sql.context_keys, session_id)
+        return await self._run(shared.context_keys, session_id)
 
     async def progress(self, agent: str, percent: float, note: str | None = None, *,
                        session_id: str | None = None, task_id: str | None = None) -> int:
         """Record an agent's progress and publish it as a `progress` event."""
-        return await self._run(sql.record_progress, agent, percent, note,
+        return await self._run(shared.record_progress, agent, percent, note,
                                session_id=session_id, task_id=task_id)
 
     async def messages(self, *, agent: str | None = None, type: str | None = None,
