@@ -123,9 +123,10 @@ def split(instances: list[TraceInstance]) -> tuple[list[TraceInstance], list[Tra
 
 
 def train(instances: list[TraceInstance], shortest: float = 0.0) -> Predictor:
-    """A predictor fed the instances' tasks of at least `shortest` s, smallest instance first."""
-    return fit((Sample(task.kind, task.runtime, task.input_bytes)
-                for instance in instances for task in instance.tasks
+    """A predictor fed the instances' tasks of at least `shortest` s, smallest instance first,
+    each instance one run."""
+    return fit((Sample(task.kind, task.runtime, task.input_bytes, run=number)
+                for number, instance in enumerate(instances) for task in instance.tasks
                 if task.runtime >= shortest), COVERAGE)
 
 

@@ -90,12 +90,18 @@ def test_zero_durations_and_bad_input() -> None:
         fit([], coverage=1.5)
 
 
-def test_interval_holds_its_point_and_the_new_level_after_a_drift() -> None:
+def test_interval_holds_its_point_and_leans_toward_a_drift() -> None:
     rng = random.Random(7)
     history = lognormal(rng, "build", 120, 10.0, 0.05) + lognormal(rng, "build", 60, 20.0, 0.05)
     estimate = fit(history).predict("build")
     assert estimate is not None
     assert estimate.low <= estimate.point <= estimate.high
     assert estimate.low <= 20.0 <= estimate.high
-    assert math.log(estimate.high / estimate.point) == pytest.approx(
-        math.log(estimate.point / estimate.low))
+    assert estimate.high / estimate.point > estimate.point / estimate.low  # upward drift
+
+
+def test_a_size_line_never_predicts_beyond_what_the_kind_has_shown() -> None:
+    samples = [Sample("fit", seconds, size) for seconds, size in
+               [(1.0, 1e3), (2.0, 2e3), (4.0, 4e3), (8.0, 8e3)] * 4]
+    estimate = fit(samples).predict("fit", 1e12)
+    assert estimate is not None and estimate.point <= 8.0 * 1.0001

@@ -1,19 +1,21 @@
 """Duration prediction from recorded history: a point estimate and a calibrated interval.
 
 Durations are modelled in log space, per task kind, backed off to all kinds together when a
-kind has no history. For each kind, `fit` compares two models on the kind's most recent
-samples (held out): the median log duration, and a robust (Theil-Sen) line of log duration
-on log input size; the one with the smaller held-out error is kept. A kind with few samples
-is shrunk toward the global median, so an estimate moves steadily as history accumulates.
+kind has no history. History comes in runs (sessions, or trace instances): samples of one run
+share its machine and its inputs, so the predictor is judged the way it is used, by
+predicting each of the newest runs from the runs before it (rolling origin).
 
-Intervals are split-conformal: the kind's model is fitted on its older samples, and the
-quantile of its absolute log residuals on the newer ones gives a symmetric interval (in log
-space) around the final model (fitted on everything). Calibrating on the newest samples
-makes the stated coverage hold when the future looks like the recent past, not only like a
-random draw of it. Absolute residuals keep the final point inside its interval even when the
-newest samples drifted to one side of the older model: the drift widens the interval instead
-of moving it away from the point. A kind with too few held-out residuals uses the residuals
-of all kinds pooled.
+- Point: four forms compete per kind: the median log duration, and a robust (Theil-Sen) line
+  of log duration on log input size, each either over all runs alike or with recent runs
+  weighing more (a half-life of `HALF_LIFE` runs, for kinds whose level drifts). The form
+  with the smallest rolling-origin error is kept. A line never predicts beyond the durations
+  the kind has shown, and a kind with few samples is shrunk toward the global median, so an
+  estimate moves steadily as history accumulates.
+- Interval: split conformal on those rolling-origin residuals, by their signed quantiles, so
+  a kind that has drifted to one side gets an interval leaning that way; it always contains
+  its point. A kind with residuals from too few runs uses the residuals of all kinds pooled.
+  Residuals count one each, not one per run: when runs differ far more than the samples within
+  a run, a history of few runs gives intervals that cover less than they say.
 
 Pure: no I/O. `predict` returns None when there is no history at all ("no data yet").
 """
@@ -23,30 +25,37 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 FLOOR_SECONDS = 0.01
 """Durations below this count as this much (logs of 0 are undefined)."""
-SHRINK = 1.0
-"""Pseudo-samples of the global median mixed into a kind's median."""
+CALIBRATION_RUNS = 5
+"""Newest runs each predicted from the runs before it, to choose forms and size intervals."""
+PSEUDO_RUNS = 10
+"""Samples without a run are cut, in order, into this many runs."""
+HALF_LIFE = 2.0
+"""Runs after which a sample counts half, in the forms that follow recent runs."""
 MIN_LINE = 8
-"""Samples a kind needs before a size regression is considered."""
+"""Sized samples a kind needs before a size regression is considered."""
 MIN_OWN_RESIDUALS = 20
-"""Held-out residuals a kind needs to use its own interval rather than the pooled one."""
-HOLDOUT = 0.3
-"""Fraction of each kind's newest samples held out to choose the model and calibrate."""
+"""Rolling-origin residuals a kind needs to use its own interval rather than the pooled one,
+"""
+MIN_OWN_RUNS = 3
+"""and the runs they must come from."""
 MAX_PAIRS_POINTS = 150
 """Theil-Sen uses at most this many evenly spread points (its cost is quadratic)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One recorded duration: the task's kind, its seconds, and its input size if known."""
+    """One recorded duration: the task's kind, its seconds, its input size if known, and the
+    run (session) it belongs to, if known."""
 
     kind: str
     seconds: float
     size: float | None = None
+    run: Hashable | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,25 +73,33 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class _Model:
-    """log seconds = intercept + slope * log(1 + size) (slope 0: a constant)."""
+    """log seconds = intercept + slope * log(1 + size), kept within [floor, ceiling]."""
 
     intercept: float
     slope: float = 0.0
+    floor: float = -math.inf
+    ceiling: float = math.inf
 
     def log_seconds(self, size: float | None) -> float:
         if self.slope == 0.0 or size is None:
             return self.intercept
-        return self.intercept + self.slope * _log_size(size)
+        return min(self.ceiling, max(self.floor, self.intercept + self.slope * _log_size(size)))
 
 
 @dataclass(frozen=True, slots=True)
 class _KindFit:
     model: _Model
     low: float
-    """Lower bound of the log residuals (the negated upper one: intervals are symmetric)."""
+    """Log residual bounds: the interval is [point * e**low, point * e**high]."""
     high: float
     n: int
     median_size: float | None
+
+
+_Row = tuple[float | None, float, int]
+"""A kind's sample: (size, log seconds, run index)."""
+_Residual = tuple[float, int]
+"""A log residual and the run it was measured on."""
 
 
 class Predictor:
@@ -126,93 +143,144 @@ def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
     """
     if not 0 < coverage < 1:
         raise ValueError(f"coverage must be between 0 and 1, not {coverage}")
-    by_kind: dict[str, list[tuple[float | None, float]]] = defaultdict(list)
+    by_kind = _rows_by_kind(list(samples))
+    if not by_kind:
+        return Predictor({}, None, coverage)
+    runs = 1 + max(run for rows in by_kind.values() for _, _, run in rows)
+    everything = [y for rows in by_kind.values() for _, y, _ in rows]
+    prior = statistics.median(everything)
+    residuals = _rolling_residuals(by_kind, runs)
+    kinds: dict[str, _KindFit] = {}
+    chosen: dict[str, list[_Residual]] = {}
+    for kind, rows in by_kind.items():
+        forms = _forms(rows, prior)
+        best = min(range(len(forms)), key=lambda i: (_error(residuals[kind][i]), i)
+                   if forms[i] is not None else (math.inf, i))
+        model = forms[best]
+        assert model is not None
+        chosen[kind] = residuals[kind][best]
+        sizes = [size for size, _, _ in rows if size is not None]
+        kinds[kind] = _KindFit(model, 0.0, 0.0, len(rows),
+                               statistics.median(sizes) if sizes else None)
+    fallback = _KindFit(_Model(prior), *_bounds(
+        [(y - prior, run) for rows in by_kind.values() for _, y, run in rows], coverage),
+        len(everything), None)
+    pooled_residuals = [r for values in chosen.values() for r in values]
+    pooled = _bounds(pooled_residuals, coverage) if pooled_residuals \
+        else (fallback.low, fallback.high)
+    for kind, kind_fit in kinds.items():
+        own = chosen[kind]
+        enough = len(own) >= MIN_OWN_RESIDUALS and len({run for _, run in own}) >= MIN_OWN_RUNS
+        low, high = _bounds(own, coverage) if enough else pooled
+        kinds[kind] = _KindFit(kind_fit.model, low, high, kind_fit.n, kind_fit.median_size)
+    return Predictor(kinds, fallback, coverage)
+
+
+def _rows_by_kind(samples: Sequence[Sample]) -> dict[str, list[_Row]]:
+    """Each kind's rows, runs numbered in order of first appearance."""
+    runs: dict[Hashable, int] = {}
+    unnamed = sum(sample.run is None for sample in samples)
+    seen_unnamed = 0
+    by_kind: dict[str, list[_Row]] = defaultdict(list)
     for sample in samples:
         if not math.isfinite(sample.seconds) or sample.seconds < 0:
             raise ValueError(f"duration of a {sample.kind!r} sample must be finite and >= 0")
         if sample.size is not None and not (math.isfinite(sample.size) and sample.size >= 0):
             raise ValueError(f"size of a {sample.kind!r} sample must be finite and >= 0")
-        by_kind[sample.kind].append((sample.size, _log_seconds(sample.seconds)))
-    if not by_kind:
-        return Predictor({}, None, coverage)
-    everything = [y for rows in by_kind.values() for _, y in rows]
-    prior = statistics.median(everything)
-    pooled: list[float] = []
-    held: dict[str, list[float]] = {}
-    models: dict[str, _Model] = {}
-    for kind, rows in by_kind.items():
-        models[kind], held[kind] = _choose(rows, prior)
-        pooled.extend(held[kind])
-    global_residuals = [y - prior for y in everything]
-    fallback = _KindFit(_Model(prior), *_bounds(global_residuals, coverage), len(everything),
-                        None)
-    pooled_bounds = _bounds(pooled, coverage) if pooled else (fallback.low, fallback.high)
-    kinds: dict[str, _KindFit] = {}
-    for kind, rows in by_kind.items():
-        residuals = held[kind]
-        low, high = (_bounds(residuals, coverage) if len(residuals) >= MIN_OWN_RESIDUALS
-                     else pooled_bounds)
-        sizes = [size for size, _ in rows if size is not None]
-        kinds[kind] = _KindFit(models[kind], low, high, len(rows),
-                               statistics.median(sizes) if sizes else None)
-    return Predictor(kinds, fallback, coverage)
+        key: Hashable = sample.run
+        if key is None:
+            key = ("unnamed run", seen_unnamed * PSEUDO_RUNS // unnamed)
+            seen_unnamed += 1
+        run = runs.setdefault(key, len(runs))
+        by_kind[sample.kind].append((sample.size, _log_seconds(sample.seconds), run))
+    return by_kind
 
 
-def _choose(rows: Sequence[tuple[float | None, float]], prior: float,
-            ) -> tuple[_Model, list[float]]:
-    """The kind's final model and the held-out residuals of its chosen form."""
-    cut = len(rows) - max(1, round(len(rows) * HOLDOUT)) if len(rows) >= 2 else len(rows)
-    older, newer = rows[:cut], rows[cut:]
-    def constant(part: Sequence[tuple[float | None, float]]) -> _Model:
-        return _constant(part, prior)
-
-    forms: list[Callable[[Sequence[tuple[float | None, float]]], _Model]] = [constant]
-    if len(rows) >= MIN_LINE and _sized_spread(older):
-        forms.append(_line)
-    best: tuple[float, int, list[float]] | None = None
-    for index, form in enumerate(forms):
-        model = form(older)
-        residuals = [y - model.log_seconds(size) for size, y in newer]
-        error = statistics.median(abs(r) for r in residuals) if residuals else 0.0
-        if best is None or error < best[0]:
-            best = (error, index, residuals)
-    assert best is not None
-    return forms[best[1]](rows), best[2]
+def _rolling_residuals(by_kind: dict[str, list[_Row]], runs: int,
+                       ) -> dict[str, list[list[_Residual]]]:
+    """Per kind and form: log residuals of each of the newest runs, predicted from before it."""
+    residuals: dict[str, list[list[_Residual]]] = defaultdict(lambda: [[], [], [], []])
+    for run in range(max(1, runs - CALIBRATION_RUNS), runs):
+        before = {kind: [row for row in rows if row[2] < run] for kind, rows in by_kind.items()}
+        known = [y for rows in before.values() for _, y, _ in rows]
+        if not known:
+            continue
+        prior = statistics.median(known)
+        for kind, rows in by_kind.items():
+            forms = _forms(before[kind], prior)
+            for size, y, _ in (row for row in rows if row[2] == run):
+                for index, form in enumerate(forms):
+                    model = form or forms[index - 1] or _Model(prior)
+                    residuals[kind][index].append((y - model.log_seconds(size), run))
+    return residuals
 
 
-def _constant(rows: Sequence[tuple[float | None, float]], prior: float) -> _Model:
-    """The median log duration, shrunk toward the prior by `SHRINK` pseudo-samples."""
+def _forms(rows: Sequence[_Row], prior: float) -> list[_Model | None]:
+    """The competing models of one kind: median and line, each flat and recency-weighted
+    (None: a line the rows cannot support)."""
     if not rows:
-        return _Model(prior)
+        return [_Model(prior), None, _Model(prior), None]
+    newest = max(run for _, _, run in rows)
+    flat = [1.0] * len(rows)
+    recent = [0.5 ** ((newest - run) / HALF_LIFE) for _, _, run in rows]
+    slope = _slope(rows)
+    forms: list[_Model | None] = []
+    for weights in (flat, recent):
+        forms.append(_median_model(rows, weights, prior))
+        forms.append(None if slope is None else _line(rows, weights, slope))
+    return forms
+
+
+def _median_model(rows: Sequence[_Row], weights: Sequence[float], prior: float) -> _Model:
+    """The weighted median log duration, shrunk toward the prior by one pseudo-sample."""
     n = len(rows)
-    return _Model((n * statistics.median(y for _, y in rows) + SHRINK * prior) / (n + SHRINK))
+    return _Model((n * _weighted_median([y for _, y, _ in rows], weights) + prior) / (n + 1))
 
 
-def _line(rows: Sequence[tuple[float | None, float]]) -> _Model:
-    """Theil-Sen fit of log seconds on log size (rows without a size are left out)."""
-    points = [(_log_size(size), y) for size, y in rows if size is not None]
-    step = max(1, len(points) // MAX_PAIRS_POINTS)
-    spread = sorted(points)[::step]
+def _slope(rows: Sequence[_Row]) -> float | None:
+    """Theil-Sen slope of log seconds on log size (None: too few sized rows or one size)."""
+    points = sorted((_log_size(size), y) for size, y, _ in rows if size is not None)
+    if len(points) < MIN_LINE // 2 or len(rows) < MIN_LINE or points[0][0] == points[-1][0]:
+        return None
+    spread = points[::max(1, len(points) // MAX_PAIRS_POINTS)]
     slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(spread)
               for x2, y2 in spread[i + 1:] if x2 - x1 > 1e-9]
-    if not slopes:
-        return _Model(statistics.median(y for _, y in points))
-    slope = statistics.median(slopes)
-    return _Model(statistics.median(y - slope * x for x, y in points), slope)
+    return statistics.median(slopes) if slopes else None
 
 
-def _sized_spread(rows: Sequence[tuple[float | None, float]]) -> bool:
-    """Whether enough rows have sizes, of at least two different values, to fit a line."""
-    sizes = {size for size, _ in rows if size is not None}
-    return len(sizes) >= 2 and sum(size is not None for size, _ in rows) >= MIN_LINE // 2
+def _line(rows: Sequence[_Row], weights: Sequence[float], slope: float) -> _Model:
+    """The line through the weighted median intercept, within the kind's observed range."""
+    sized = [(size, y, w) for (size, y, _), w in zip(rows, weights, strict=True)
+             if size is not None]
+    intercept = _weighted_median([y - slope * _log_size(size) for size, y, _ in sized],
+                                 [w for _, _, w in sized])
+    logs = [y for _, y, _ in rows]
+    return _Model(intercept, slope, min(logs), max(logs))
 
 
-def _bounds(residuals: Sequence[float], coverage: float) -> tuple[float, float]:
-    """Split-conformal bounds: the absolute residual rank that covers `coverage` of new cases."""
-    ordered = sorted(abs(residual) for residual in residuals)
+def _weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
+    ordered = sorted(zip(values, weights, strict=True))
+    half, total = sum(weights) / 2, 0.0
+    for value, weight in ordered:
+        total += weight
+        if total >= half:
+            return value
+    return ordered[-1][0]
+
+
+def _error(residuals: Sequence[_Residual]) -> float:
+    """Median absolute residual (infinite without any: a form never tried is never kept)."""
+    return statistics.median(abs(r) for r, _ in residuals) if residuals else math.inf
+
+
+def _bounds(residuals: Sequence[_Residual], coverage: float) -> tuple[float, float]:
+    """Split-conformal bounds: the signed residual ranks leaving (1 - coverage) / 2 of new
+    cases on each side, widened if needed to contain 0 (the point itself)."""
+    ordered = sorted(value for value, _ in residuals)
     n = len(ordered)
-    rank = min(n - 1, math.ceil((n + 1) * coverage) - 1)
-    return -ordered[rank], ordered[rank]
+    low = ordered[max(0, math.floor((n + 1) * (1 - coverage) / 2) - 1)]
+    high = ordered[min(n - 1, math.ceil((n + 1) * (1 + coverage) / 2) - 1)]
+    return min(low, 0.0), max(high, 0.0)
 
 
 def _log_seconds(seconds: float) -> float:
