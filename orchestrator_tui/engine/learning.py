@@ -69,7 +69,8 @@ class PlanForecast:
 async def load_predictor(conn: aiosqlite.Connection,
                          before: float | None = None) -> tuple[Predictor, int]:
     """The predictor fitted on successful attempts (ended before `before`), and their count."""
-    samples = [Sample(row.kind, row.seconds, run=row.session_id) for row in await history.attempt_samples(conn)
+    samples = [Sample(row.kind, row.seconds, run=row.session_id)
+               for row in await history.attempt_samples(conn)
                if row.outcome == "succeeded"
                and (before is None or row.started_at + row.seconds <= before)]
     return fit(samples), len(samples)
