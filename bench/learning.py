@@ -4,7 +4,8 @@ Reads every `*.json` / `*.json.gz` trace document of a folder (WfCommons instanc
 WfFormat; see `core.wfformat`) and reports:
 
 - schedule: each instance replayed in simulated time with the engine's own policy
-  (`core.simulate`) at P=4 and P=16, durations from the trace: makespan / lower bound
+  (`core.simulate`, its order refined before the run by `core.refine` as the engine does)
+  at P=4 and P=16, durations from the trace: makespan / lower bound
   (max(critical path, W/P)), geometric mean and worst over all instances, how many exceed
   Graham's bound (must be 0), and the median parallel efficiency W/(P*M); the same in
   levels mode (one level at a time, `orchestrator run --mode levels`).
@@ -43,6 +44,7 @@ from rich.table import Table
 
 from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.predict import Predictor, Sample, fit
+from orchestrator_tui.core.refine import refine
 from orchestrator_tui.core.simulate import simulate
 from orchestrator_tui.core.wfformat import TraceInstance, parse_document
 
@@ -94,13 +96,16 @@ def schedule_replay(
         for family, instances in families.items():
             mine: list[float] = []
             for instance in instances:
-                run = simulate(instance.plan(), instance.durations, workers)
+                plan, durations = instance.plan(), instance.durations
+                run = simulate(plan, durations, workers,
+                               estimates=refine(plan, durations, workers))
                 if run.lower_bound <= 0:
                     continue
                 mine.append(run.makespan / run.lower_bound)
                 efficiencies.append(run.efficiency)
                 violations += run.makespan > run.graham_bound * (1 + EPS) + EPS
-                levels = simulate(instance.plan(), instance.durations, workers, mode="levels")
+                levels = simulate(plan, durations, workers, mode="levels",
+                                  estimates=refine(plan, durations, workers, mode="levels"))
                 level_ratios.append(levels.makespan / levels.lower_bound)
                 level_efficiencies.append(levels.efficiency)
             ratios += mine
@@ -187,10 +192,12 @@ def prediction_and_learning(families: dict[str, list[TraceInstance]],
             plan, truth = instance.plan(), instance.durations
             guess = predicted_durations(predictor, instance)
             for workers in WORKERS:
-                oracle = simulate(plan, truth, workers).makespan
+                oracle = simulate(plan, truth, workers,
+                                  estimates=refine(plan, truth, workers)).makespan
                 if oracle <= 0:
                     continue
-                learned = simulate(plan, truth, workers, estimates=guess).makespan
+                learned = simulate(plan, truth, workers,
+                                   estimates=refine(plan, guess, workers)).makespan
                 fifo = simulate(plan, truth, workers, order="fifo").makespan
                 detail[f"predicted_p{workers}"].append(learned / oracle)
                 detail[f"fifo_p{workers}"].append(fifo / oracle)
