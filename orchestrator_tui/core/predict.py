@@ -43,6 +43,9 @@ MIN_OWN_RESIDUALS = 20
 """
 MIN_OWN_RUNS = 3
 """and the runs they must come from."""
+MIN_SIZE_RATIO = 1.05
+"""The largest input a kind has seen must be this many times its smallest for a line: sizes
+that barely differ give wild slopes."""
 MAX_PAIRS_POINTS = 150
 """Theil-Sen uses at most this many evenly spread points (its cost is quadratic)."""
 
@@ -238,9 +241,11 @@ def _median_model(rows: Sequence[_Row], weights: Sequence[float], prior: float) 
 
 
 def _slope(rows: Sequence[_Row]) -> float | None:
-    """Theil-Sen slope of log seconds on log size (None: too few sized rows or one size)."""
+    """Theil-Sen slope of log seconds on log size (None: too few sized rows, or sizes too
+    alike)."""
     points = sorted((_log_size(size), y) for size, y, _ in rows if size is not None)
-    if len(points) < MIN_LINE // 2 or len(rows) < MIN_LINE or points[0][0] == points[-1][0]:
+    if (len(points) < MIN_LINE // 2 or len(rows) < MIN_LINE
+            or points[-1][0] - points[0][0] < math.log(MIN_SIZE_RATIO)):
         return None
     spread = points[::max(1, len(points) // MAX_PAIRS_POINTS)]
     slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(spread)
