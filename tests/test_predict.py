@@ -105,3 +105,25 @@ def test_a_size_line_never_predicts_beyond_what_the_kind_has_shown() -> None:
                [(1.0, 1e3), (2.0, 2e3), (4.0, 4e3), (8.0, 8e3)] * 4]
     estimate = fit(samples).predict("fit", 1e12)
     assert estimate is not None and estimate.point <= 8.0 * 1.0001
+
+
+def test_a_task_backs_off_to_its_kind_then_to_all_kinds() -> None:
+    """One agent does two jobs of different lengths: each job has its own estimate, a new
+    job of that agent gets the agent's, and an unknown agent all kinds'."""
+    rng = random.Random(9)
+    history = [Sample("builder", 10.0 * math.exp(rng.gauss(0, 0.1)), run=n, task="ci/lint")
+               for n in range(30)]
+    history += [Sample("builder", 300.0 * math.exp(rng.gauss(0, 0.1)), run=n, task="ci/build")
+                for n in range(30)]
+    predictor = fit(history)
+    lint, build = predictor.predict("builder", task="ci/lint"), \
+        predictor.predict("builder", task="ci/build")
+    new, agent = predictor.predict("builder", task="ci/new"), predictor.predict("builder")
+    unknown = predictor.predict("tester", task="ci/lint")
+    assert lint is not None and build is not None and new is not None and unknown is not None
+    assert (lint.basis, lint.n, build.basis) == ("task", 30, "task")
+    assert lint.point == pytest.approx(10.0, rel=0.1)
+    assert build.point == pytest.approx(300.0, rel=0.1)
+    assert new == agent and (new.basis, new.n) == ("kind", 60)
+    assert (unknown.basis, unknown.n) == ("global", 0)
+    assert lint.high - lint.low < new.high - new.low  # its own history is the sharper

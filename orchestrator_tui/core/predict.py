@@ -52,13 +52,15 @@ MAX_PAIRS_POINTS = 150
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One recorded duration: the task's kind, its seconds, its input size if known, and the
-    run (session) it belongs to, if known."""
+    """One recorded duration: the task's kind (its agent or program), its seconds, its input
+    size if known, the run (session) it belongs to, and which task it was, if known (for
+    example `intent/task id`, the finest history there is)."""
 
     kind: str
     seconds: float
     size: float | None = None
     run: Hashable | None = None
+    task: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +71,9 @@ class Estimate:
     low: float
     high: float
     n: int
-    """Samples of this kind behind the estimate (0: backed off to all kinds)."""
+    """Samples behind the estimate (0: backed off to all kinds)."""
     basis: str
-    """"kind" or "global": which history the estimate comes from."""
+    """"task", "kind" or "global": which history the estimate comes from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ class _Model:
 
 
 @dataclass(frozen=True, slots=True)
-class _KindFit:
+class _GroupFit:
     model: _Model
     low: float
     """Log residual bounds: the interval is [point * e**low, point * e**high]."""
@@ -100,17 +102,19 @@ class _KindFit:
 
 
 _Row = tuple[float | None, float, int]
-"""A kind's sample: (size, log seconds, run index)."""
+"""A sample as fitted: (size, log seconds, run index)."""
 _Residual = tuple[float, int]
 """A log residual and the run it was measured on."""
+_Key = tuple[str, ...]
+"""A group of samples: (kind,) or (kind, task); its parent drops the last part."""
 
 
 class Predictor:
     """Fitted duration predictor; build one with `fit`."""
 
-    def __init__(self, kinds: dict[str, _KindFit], fallback: _KindFit | None,
+    def __init__(self, groups: dict[_Key, _GroupFit], fallback: _GroupFit | None,
                  coverage: float) -> None:
-        self._kinds = kinds
+        self._groups = groups
         self._global = fallback
         self.coverage = coverage
         """The probability each interval is meant to contain the true duration."""
@@ -118,24 +122,26 @@ class Predictor:
     @property
     def kinds(self) -> list[str]:
         """The task kinds with history of their own."""
-        return sorted(self._kinds)
+        return sorted(key[0] for key in self._groups if len(key) == 1)
 
-    def predict(self, kind: str, size: float | None = None) -> Estimate | None:
-        """The estimate for a task of `kind` with input `size` bytes; None: no data yet."""
-        own = self._kinds.get(kind)
-        fit = own if own is not None else self._global
-        if fit is None:
-            return None
-        if size is None and fit.model.slope:
-            size = fit.median_size
-        centre = fit.model.log_seconds(size)
-        return Estimate(
-            point=math.exp(centre),
-            low=math.exp(centre + fit.low),
-            high=math.exp(centre + fit.high),
-            n=fit.n if own is not None else 0,
-            basis="kind" if own is not None else "global",
-        )
+    def predict(self, kind: str, size: float | None = None,
+                task: str | None = None) -> Estimate | None:
+        """The estimate for `task` of `kind` with input `size` bytes, from the task's own
+        history, else its kind's, else all kinds'; None: no data yet."""
+        keys = [((kind, task), "task")] if task is not None else []
+        for key, basis in [*keys, ((kind,), "kind")]:
+            found = self._groups.get(key)
+            if found is not None:
+                return _estimate(found, size, found.n, basis)
+        return None if self._global is None else _estimate(self._global, size, 0, "global")
+
+
+def _estimate(fit: _GroupFit, size: float | None, n: int, basis: str) -> Estimate:
+    if size is None and fit.model.slope:
+        size = fit.median_size
+    centre = fit.model.log_seconds(size)
+    return Estimate(point=math.exp(centre), low=math.exp(centre + fit.low),
+                    high=math.exp(centre + fit.high), n=n, basis=basis)
 
 
 def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
@@ -146,45 +152,45 @@ def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
     """
     if not 0 < coverage < 1:
         raise ValueError(f"coverage must be between 0 and 1, not {coverage}")
-    by_kind = _rows_by_kind(list(samples))
-    if not by_kind:
+    groups = _rows_by_group(list(samples))
+    if not groups:
         return Predictor({}, None, coverage)
-    runs = 1 + max(run for rows in by_kind.values() for _, _, run in rows)
-    everything = [y for rows in by_kind.values() for _, y, _ in rows]
-    prior = statistics.median(everything)
-    residuals = _rolling_residuals(by_kind, runs)
-    kinds: dict[str, _KindFit] = {}
-    chosen: dict[str, list[_Residual]] = {}
-    for kind, rows in by_kind.items():
-        forms = _forms(rows, prior)
-        best = min(range(len(forms)), key=lambda i: (_error(residuals[kind][i]), i)
+    runs = 1 + max(run for rows in groups.values() for _, _, run in rows)
+    everything = [row for key, rows in groups.items() if len(key) == 1 for row in rows]
+    residuals = _rolling_residuals(groups, runs)
+    priors = _priors(groups)
+    models: dict[_Key, tuple[_Model, list[_Residual]]] = {}
+    for key, rows in groups.items():
+        forms = _forms(rows, priors[key])
+        best = min(range(len(forms)), key=lambda i: (_error(residuals[key][i]), i)
                    if forms[i] is not None else (math.inf, i))
         model = forms[best]
         assert model is not None
-        chosen[kind] = residuals[kind][best]
-        sizes = [size for size, _, _ in rows if size is not None]
-        kinds[kind] = _KindFit(model, 0.0, 0.0, len(rows),
-                               statistics.median(sizes) if sizes else None)
-    fallback = _KindFit(_Model(prior), *_bounds(
-        [(y - prior, run) for rows in by_kind.values() for _, y, run in rows], coverage),
-        len(everything), None)
-    pooled_residuals = [r for values in chosen.values() for r in values]
-    pooled = _bounds(pooled_residuals, coverage) if pooled_residuals \
-        else (fallback.low, fallback.high)
-    for kind, kind_fit in kinds.items():
-        own = chosen[kind]
+        models[key] = model, residuals[key][best]
+    prior = priors[()]
+    fallback = _GroupFit(_Model(prior), *_bounds([(y - prior, run) for _, y, run in everything],
+                                                 coverage), len(everything), None)
+    pooled_residuals = [r for key, (_, own) in models.items() if len(key) == 1 for r in own]
+    bounds: dict[_Key, tuple[float, float]] = {
+        (): _bounds(pooled_residuals, coverage) if pooled_residuals
+        else (fallback.low, fallback.high)}
+    fitted: dict[_Key, _GroupFit] = {}
+    for key in sorted(models, key=len):  # kinds before their tasks
+        model, own = models[key]
         enough = len(own) >= MIN_OWN_RESIDUALS and len({run for _, run in own}) >= MIN_OWN_RUNS
-        low, high = _bounds(own, coverage) if enough else pooled
-        kinds[kind] = _KindFit(kind_fit.model, low, high, kind_fit.n, kind_fit.median_size)
-    return Predictor(kinds, fallback, coverage)
+        bounds[key] = _bounds(own, coverage) if enough else bounds[key[:-1]]
+        sizes = [size for size, _, _ in groups[key] if size is not None]
+        fitted[key] = _GroupFit(model, *bounds[key], len(groups[key]),
+                                statistics.median(sizes) if sizes else None)
+    return Predictor(fitted, fallback, coverage)
 
 
-def _rows_by_kind(samples: Sequence[Sample]) -> dict[str, list[_Row]]:
-    """Each kind's rows, runs numbered in order of first appearance."""
+def _rows_by_group(samples: Sequence[Sample]) -> dict[_Key, list[_Row]]:
+    """Each kind's rows, and each known task's, runs numbered in order of first appearance."""
     runs: dict[Hashable, int] = {}
     unnamed = sum(sample.run is None for sample in samples)
     seen_unnamed = 0
-    by_kind: dict[str, list[_Row]] = defaultdict(list)
+    groups: dict[_Key, list[_Row]] = defaultdict(list)
     for sample in samples:
         if not math.isfinite(sample.seconds) or sample.seconds < 0:
             raise ValueError(f"duration of a {sample.kind!r} sample must be finite and >= 0")
@@ -194,32 +200,43 @@ def _rows_by_kind(samples: Sequence[Sample]) -> dict[str, list[_Row]]:
         if key is None:
             key = ("unnamed run", seen_unnamed * PSEUDO_RUNS // unnamed)
             seen_unnamed += 1
-        run = runs.setdefault(key, len(runs))
-        by_kind[sample.kind].append((sample.size, _log_seconds(sample.seconds), run))
-    return by_kind
+        row = (sample.size, _log_seconds(sample.seconds), runs.setdefault(key, len(runs)))
+        groups[(sample.kind,)].append(row)
+        if sample.task is not None:
+            groups[(sample.kind, sample.task)].append(row)
+    return groups
 
 
-def _rolling_residuals(by_kind: dict[str, list[_Row]], runs: int,
-                       ) -> dict[str, list[list[_Residual]]]:
-    """Per kind and form: log residuals of each of the newest runs, predicted from before it."""
-    residuals: dict[str, list[list[_Residual]]] = defaultdict(lambda: [[], [], [], []])
+def _priors(groups: dict[_Key, list[_Row]]) -> dict[_Key, float]:
+    """What each group is shrunk toward: the median of its parent (all kinds for a kind)."""
+    medians = {key: statistics.median(y for _, y, _ in rows) for key, rows in groups.items()}
+    overall = [y for key, rows in groups.items() if len(key) == 1 for _, y, _ in rows]
+    medians[()] = statistics.median(overall) if overall else 0.0
+    return {key: medians.get(key[:-1], medians[()]) for key in groups} | {(): medians[()]}
+
+
+def _rolling_residuals(groups: dict[_Key, list[_Row]], runs: int,
+                       ) -> dict[_Key, list[list[_Residual]]]:
+    """Per group and form: log residuals of each of the newest runs, predicted from before."""
+    residuals: dict[_Key, list[list[_Residual]]] = defaultdict(lambda: [[], [], [], []])
     for run in range(max(1, runs - CALIBRATION_RUNS), runs):
-        before = {kind: [row for row in rows if row[2] < run] for kind, rows in by_kind.items()}
-        known = [y for rows in before.values() for _, y, _ in rows]
-        if not known:
+        before = {key: [row for row in rows if row[2] < run] for key, rows in groups.items()}
+        before = {key: rows for key, rows in before.items() if rows}
+        if not before:
             continue
-        prior = statistics.median(known)
-        for kind, rows in by_kind.items():
-            forms = _forms(before[kind], prior)
+        priors = _priors(before)
+        for key, rows in groups.items():
+            forms = _forms(before.get(key, []), priors.get(key, priors[()]))
             for size, y, _ in (row for row in rows if row[2] == run):
                 for index, form in enumerate(forms):
-                    model = form or forms[index - 1] or _Model(prior)
-                    residuals[kind][index].append((y - model.log_seconds(size), run))
+                    model = form or forms[index - 1]
+                    assert model is not None
+                    residuals[key][index].append((y - model.log_seconds(size), run))
     return residuals
 
 
 def _forms(rows: Sequence[_Row], prior: float) -> list[_Model | None]:
-    """The competing models of one kind: median and line, each flat and recency-weighted
+    """The competing models of one group: median and line, each flat and recency-weighted
     (None: a line the rows cannot support)."""
     if not rows:
         return [_Model(prior), None, _Model(prior), None]
