@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import weakref
 from typing import IO, Protocol
 
 
@@ -65,12 +67,59 @@ def watch_exit(proc: Process) -> asyncio.Future[int]:
 
         waiter.add_done_callback(on_wait)
         return exited
-
-    def on_exit() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        if not exited.done():
-            exited.set_result(proc.wait())
-
-    loop.add_reader(pidfd, on_exit)
+    watcher = _exit_watchers.get(loop)
+    if watcher is None:
+        watcher = _exit_watchers[loop] = ExitWatcher(loop)
+    watcher.add(pidfd, proc, exited)
     return exited
+
+
+class ExitWatcher:
+    """The pidfds of one event loop's children, in an epoll set of their own that the loop
+    watches as one descriptor: a child costs two `epoll_ctl` calls and no selector work,
+    and one wake-up reaps every child that has exited since the last."""
+
+    IDLE_SECONDS = 1.0
+    """With no child left for this long, the epoll set is closed (and made again on need)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._epoll: select.epoll | None = None
+        self._children: dict[int, tuple[Process, asyncio.Future[int]]] = {}
+        self._idle: asyncio.TimerHandle | None = None
+
+    def add(self, pidfd: int, proc: Process, exited: asyncio.Future[int]) -> None:
+        """Resolve `exited` with the exit code once `pidfd` says the process has ended."""
+        if self._epoll is None:
+            self._epoll = select.epoll()
+            self._loop.add_reader(self._epoll.fileno(), self._reap)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._children[pidfd] = (proc, exited)
+        self._epoll.register(pidfd, select.EPOLLIN)
+
+    def _reap(self) -> None:
+        assert self._epoll is not None
+        for pidfd, _ in self._epoll.poll(0):
+            # Out of the set before closing: a child being spawned meanwhile may hold a copy
+            # of the descriptor until its exec, which would keep a closed one in the set.
+            self._epoll.unregister(pidfd)
+            proc, exited = self._children.pop(pidfd)
+            os.close(pidfd)
+            if not exited.done():
+                exited.set_result(proc.wait())
+        if not self._children and self._idle is None:
+            self._idle = self._loop.call_later(self.IDLE_SECONDS, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        self._idle = None
+        if self._children or self._epoll is None:
+            return
+        self._loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        self._epoll = None
+
+
+_exit_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ExitWatcher] = \
+    weakref.WeakKeyDictionary()
