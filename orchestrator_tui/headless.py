@@ -33,7 +33,7 @@ from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.engine.settings import load_settings
 from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.store import queries
-from orchestrator_tui.views import STATE_MARKS, seconds
+from orchestrator_tui.views import STATE_MARKS, remaining_line, seconds
 
 EXIT_CODES = {SessionState.COMPLETED: 0, SessionState.FAILED: 1, SessionState.ABORTED: 3}
 FINISHED = ("succeeded", "failed", "skipped", "cancelled")
@@ -181,7 +181,8 @@ def _render(snap: Snapshot) -> Group:
     done = sum(snap.counts.get(state, 0) for state in FINISHED)
     header = Text.assemble((f"{snap.state}", "bold"), f"  {done}/{snap.total} done  ",
                            f"running {len(snap.running)}/{snap.parallel_limit}  ",
-                           f"{seconds(snap.taken_at - snap.started_at)}")
+                           f"{seconds(snap.taken_at - snap.started_at)}  ",
+                           remaining_line(snap.remaining))
     bar = ProgressBar(total=max(snap.total, 1), completed=done, width=40)
     lines: list[Any] = [header, bar]
     for view in snap.running[:12]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.remaining import Remaining
 from orchestrator_tui.store.queries import SessionRow, TransitionRow
 
 STATE_MARKS = {
@@ -33,6 +34,30 @@ def seconds(value: float | None) -> str:
         return f"{value:.1f} s"
     minutes, rest = divmod(int(value), 60)
     return f"{minutes} min {rest:02d} s"
+
+
+def clock(value: float) -> str:
+    """A short duration: 45s, 3m 10s, 1h 05m."""
+    whole = round(value)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def remaining_text(remaining: Remaining | None) -> str:
+    """`~3m 10s (80%: 2m 05s - 4m 40s)`, or `no data yet`."""
+    if remaining is None:
+        return "no data yet"
+    return (f"~{clock(remaining.seconds)} ({remaining.coverage:.0%}: "
+            f"{clock(remaining.low)} - {clock(remaining.high)})")
+
+
+def remaining_line(remaining: Remaining | None) -> str:
+    """`Remaining ~3m 10s (80%: 2m 05s - 4m 40s)`, or `Remaining: no data yet`."""
+    return f"Remaining {remaining_text(remaining)}" if remaining is not None \
+        else "Remaining: no data yet"
 
 
 def session_summary(session: SessionRow, counts: Mapping[str, int],

@@ -21,9 +21,10 @@ from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES
 from orchestrator_tui.engine import control
 from orchestrator_tui.engine.dispatch import STOLEN
+from orchestrator_tui.engine.remaining import session_remaining
 from orchestrator_tui.engine.settings import save_setting
 from orchestrator_tui.store import queries
-from orchestrator_tui.views import graph_text, history_rows, session_summary
+from orchestrator_tui.views import graph_text, history_rows, remaining_text, session_summary
 
 
 @parsers
@@ -71,8 +72,14 @@ async def _state_current(conn: aiosqlite.Connection, args: argparse.Namespace,
     counts = await queries.task_counts(conn, session.id)
     alive = await control.session_engine_alive(conn, session)
     data = session_summary(session, counts, alive)
-    lines = [f"{key}: {value}" for key, value in data.items() if key != "tasks"]
+    remaining = await session_remaining(conn, session, time.time())
+    data["remaining"] = remaining.to_dict() if remaining is not None else None
+    lines = [f"{key}: {value}" for key, value in data.items()
+             if key not in ("tasks", "remaining")]
     lines.append("tasks: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    lines.append("remaining: " + (remaining_text(remaining)
+                                  if session.state in ACTIVE_SESSION_STATES
+                                  else "none, the session has ended"))
     return CommandResult("\n".join(lines), data)
 
 

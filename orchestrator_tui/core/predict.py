@@ -27,6 +27,10 @@ import statistics
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator_tui.core.plan import Plan
 
 FLOOR_SECONDS = 0.01
 """Durations below this count as this much (logs of 0 are undefined)."""
@@ -144,6 +148,20 @@ def _estimate(fit: _GroupFit, size: float | None, n: int, basis: str) -> Estimat
                     high=math.exp(centre + fit.high), n=n, basis=basis)
 
 
+def task_key(intent: str, task_id: str) -> str:
+    """How a task of a workflow is named in history: the same task of the same intent in
+    another session is the same task."""
+    return f"{intent}/{task_id}"
+
+
+def task_estimates(plan: Plan, predictor: Predictor) -> dict[str, Estimate | None]:
+    """Each task's predicted duration: from its own history in its intent, else its kind's,
+    else all kinds' (None: no data yet)."""
+    intent = plan.intent.name
+    return {task_id: predictor.predict(task.kind, task=task_key(intent, task_id))
+            for task_id, task in plan.tasks.items()}
+
+
 def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
     """Learn a predictor from samples given oldest first.
 
@@ -208,11 +226,15 @@ def _rows_by_group(samples: Sequence[Sample]) -> dict[_Key, list[_Row]]:
 
 
 def _priors(groups: dict[_Key, list[_Row]]) -> dict[_Key, float]:
-    """What each group is shrunk toward: the median of its parent (all kinds for a kind)."""
-    medians = {key: statistics.median(y for _, y, _ in rows) for key, rows in groups.items()}
+    """What each group is shrunk toward: its parent's median log duration, itself shrunk the
+    same way (a kind's toward all kinds', a task's toward its kind's), by one pseudo-sample."""
     overall = [y for key, rows in groups.items() if len(key) == 1 for _, y, _ in rows]
-    medians[()] = statistics.median(overall) if overall else 0.0
-    return {key: medians.get(key[:-1], medians[()]) for key in groups} | {(): medians[()]}
+    shrunk: dict[_Key, float] = {(): statistics.median(overall) if overall else 0.0}
+    for key in sorted(groups, key=len):
+        rows, parent = groups[key], shrunk.get(key[:-1], shrunk[()])
+        n = len(rows)
+        shrunk[key] = (n * statistics.median(y for _, y, _ in rows) + parent) / (n + 1)
+    return {key: shrunk.get(key[:-1], shrunk[()]) for key in groups} | {(): shrunk[()]}
 
 
 def _rolling_residuals(groups: dict[_Key, list[_Row]], runs: int,

@@ -59,7 +59,8 @@ class Dispatcher(ExecutionParts):
         started = []
         for candidate in self._ready.take(slots):
             tid = candidate.task_id
-            attempt = self._running[tid] = Attempt(self.record.start_task(tid, now), now)
+            attempt = self._running[tid] = Attempt(self.record.start_task(tid, now), now,
+                                                   timeout=self.jobs.timeout(self.plan.tasks[tid]))
             self.record.touch_attempt(tid, attempt)
             started.append(tid)
         return started
@@ -109,7 +110,8 @@ class Dispatcher(ExecutionParts):
                 number = self.record.start_task(tid, now)
             else:
                 number = self._start_stolen(tid, victim, now)
-            attempt = self._running[tid] = Attempt(number, now)
+            attempt = self._running[tid] = Attempt(number, now,
+                                                   timeout=self.jobs.timeout(self.plan.tasks[tid]))
             self.record.touch_attempt(tid, attempt)
             self._hold_slot(tid, need)
             started.append(tid)

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orchestrator_tui.core.errors import StoreError
+from orchestrator_tui.core.remaining import Remaining
+from orchestrator_tui.core.timeouts import Timeout
 from orchestrator_tui.engine.runners.base import Handle, Outcome
 
 
@@ -67,6 +69,8 @@ class Attempt:
     runner: str | None = None
     """The agent CLI running it, once it has reported its session; None for commands."""
     agent_session: str | None = None
+    timeout: Timeout | None = None
+    """The time limit it runs under (the workflow's, or one learned from history)."""
 
 
 @dataclass(slots=True)
@@ -110,6 +114,8 @@ class Snapshot:
     """The last notes of the journal (failures, control outcomes, deadlocks)."""
     journal_seq: int = 0
     """The number of the newest journal entry; ask `journal_since` for newer ones."""
+    remaining: Remaining | None = None
+    """The predicted time left and its interval (None: no data yet)."""
 
 
 @dataclass(frozen=True, slots=True)

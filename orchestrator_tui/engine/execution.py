@@ -8,6 +8,7 @@ before any of them starts. Everything else is group-committed by the writer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from orchestrator_tui.core.admission import (
 from orchestrator_tui.core.errors import StoreError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.policy import Candidate, ReadyQueue
+from orchestrator_tui.core.remaining import LiveRemaining, Remaining
 from orchestrator_tui.core.states import (
     DONE_TASK_STATES,
     SessionState,
@@ -113,6 +115,9 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
         self._phases_begun: set[str] = set()
         self._held: dict[str, list[str]] = {}
         """Ready tasks of a phase whose checkpoint is being taken, by phase."""
+        self.remaining: LiveRemaining | None = None
+        """The time left, from history recorded before the session (the engine sets it
+        when there is any); snapshots carry its figures."""
         self._init_scheduling(plan, jobs)
 
     def _init_scheduling(self, plan: Plan, jobs: JobFactory) -> None:
@@ -146,9 +151,18 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
             TaskView(tid, self.plan.tasks[tid].kind, self.states[tid], att.number,
                      att.started_at, att.handle.pid if att.handle else None)
             for tid, att in self._running.items())
+        now = time.time()
         return Snapshot(self.session_id, self.session_state, len(self.plan.tasks),
                         dict(self.counts), running, self.parallel_limit, self.started_at,
-                        time.time(), tuple(self.log)[-20:], self.record.seq)
+                        now, tuple(self.log)[-20:], self.record.seq, self._remaining(now))
+
+    def _remaining(self, now: float) -> Remaining | None:
+        """The predicted time left now (None: no data yet)."""
+        if self.remaining is None:
+            return None
+        finished = {tid for tid, state in self.states.items() if state in DONE_TASK_STATES}
+        running = {tid: now - att.started_at for tid, att in self._running.items()}
+        return self.remaining.estimate(finished, running, self.parallel_limit, now)
 
     @property
     def log(self) -> deque[str]:
@@ -242,6 +256,9 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
             self._release_slot(tid)
         if attempt is None or attempt.number != event.attempt:
             return
+        if outcome.timed_out and attempt.timeout is not None and attempt.timeout.learned:
+            outcome = dataclasses.replace(
+                outcome, error=f"{outcome.error} ({attempt.timeout.describe()})")
         self._pressure_held.discard(tid)
         attempt.verdict = "succeeded" if outcome.succeeded else "cancelled" \
             if outcome.cancelled else "failed"

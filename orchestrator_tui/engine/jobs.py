@@ -14,6 +14,7 @@ from pathlib import Path
 from orchestrator_tui.core.errors import WorkflowError
 from orchestrator_tui.core.models import TaskSpec
 from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.timeouts import Timeout, choose_timeout
 from orchestrator_tui.engine import backends
 from orchestrator_tui.engine.isolation import IsolationError, Worktrees
 from orchestrator_tui.engine.registry import AgentSpec, Registry
@@ -87,6 +88,9 @@ class JobFactory:
         """Tasks run by another agent than their own (`rebind`), as that agent's tasks."""
         self.worktrees: Worktrees | None = None
         """The worktrees of isolated agents' tasks, once one is bound."""
+        self.learned_timeout: Callable[[TaskSpec], Timeout | None] | None = None
+        """The timeout history gives a task whose workflow sets none (the engine sets it
+        when there is history, unless the `learned_timeouts` setting is off)."""
 
     def bind_all(self, plan: Plan) -> None:
         """Bind every task, so a plan that cannot run fails before anything starts.
@@ -234,6 +238,14 @@ class JobFactory:
             filled[0] = _which(filled[0])
         return tuple(filled)
 
+    def timeout(self, task: TaskSpec) -> Timeout | None:
+        """The limit the task's next attempt runs under: its own `timeout:`, else the one
+        learned for its kind (that of the agent running it now), else none."""
+        task = self._rebound.get(task.id, task)
+        learned = self.learned_timeout
+        return choose_timeout(task.timeout, None if task.timeout is not None or learned is None
+                              else learned(task))
+
     def job(self, task: TaskSpec, attempt: int) -> tuple[Runner, Job]:
         """The runner and job for one attempt of `task` (a later attempt is told how the
         previous one failed, in `ORCHESTRATOR_PREVIOUS_ERROR`)."""
@@ -248,9 +260,10 @@ class JobFactory:
         argv, on_event = binding.argv, None
         if binding.agent is not None:
             argv, on_event = self._agent_call(task, attempt, binding)
+        limit = self.timeout(task)
         job = Job(session_id=self.session_id, task_id=task.id, attempt=attempt,
-                  workspace=self.workspace, argv=argv, target=binding.target,
-                  args=task.args, env=env, timeout=task.timeout, on_event=on_event)
+                  workspace=self.workspace, argv=argv, target=binding.target, args=task.args,
+                  env=env, timeout=limit.seconds if limit else None, on_event=on_event)
         return binding.runner, job
 
     def idempotent(self, task: TaskSpec) -> bool:

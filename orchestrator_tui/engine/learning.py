@@ -17,7 +17,14 @@ import aiosqlite
 from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.patterns import smoothed_rate
 from orchestrator_tui.core.plan import Plan
-from orchestrator_tui.core.predict import Estimate, Predictor, Sample, fit
+from orchestrator_tui.core.predict import (
+    Estimate,
+    Predictor,
+    Sample,
+    fit,
+    task_estimates,
+    task_key,
+)
 from orchestrator_tui.core.simulate import simulate
 from orchestrator_tui.engine.session import DEFAULT_PARALLEL_LIMIT
 from orchestrator_tui.store import learning as history
@@ -69,7 +76,8 @@ class PlanForecast:
 async def load_predictor(conn: aiosqlite.Connection,
                          before: float | None = None) -> tuple[Predictor, int]:
     """The predictor fitted on successful attempts (ended before `before`), and their count."""
-    samples = [Sample(row.kind, row.seconds, run=row.session_id)
+    samples = [Sample(row.kind, row.seconds, run=row.session_id,
+                      task=task_key(row.intent, row.task_id))
                for row in await history.attempt_samples(conn)
                if row.outcome == "succeeded"
                and (before is None or row.started_at + row.seconds <= before)]
@@ -92,10 +100,11 @@ def forecast(plan: Plan, predictor: Predictor, samples: int,
              records: dict[str, tuple[int, int]], parallel_limit: int) -> PlanForecast:
     """The forecast of `plan` at `parallel_limit` from a fitted predictor and success records."""
     tasks = []
+    estimates = task_estimates(plan, predictor)
     for task_id in plan.order:
         kind = plan.tasks[task_id].kind
         good, runs = records.get(kind, (0, 0))
-        tasks.append(TaskForecast(task_id, kind, predictor.predict(kind), runs, good))
+        tasks.append(TaskForecast(task_id, kind, estimates[task_id], runs, good))
     eta = low = high = None
     bottleneck, bottleneck_seconds = None, None
     if tasks and all(t.estimate is not None for t in tasks):

@@ -165,12 +165,13 @@ class SessionRecord:
             self._session_row = None
         agents = []
         for (tid, number), att in self._dirty_attempts.items():
-            out = att.outcome
+            out, limit = att.outcome, att.timeout
             writer.add(records.UPSERT_ATTEMPT, (
                 sid, tid, number, self.boot_id, att.pid, att.process_start, att.started_at,
                 att.finished_at, att.verdict, out.exit_code if out else None,
                 out.stdout if out else None, out.stderr if out else None,
-                out.output_bytes if out else None))
+                out.output_bytes if out else None, limit.seconds if limit else None,
+                limit.runs if limit else None))
             if att.runner is not None or (out is not None and out.runner is not None):
                 agents.append(agent_row(sid, tid, number, att))
         for figures in agents:  # after the upserts: every row exists, and they batch

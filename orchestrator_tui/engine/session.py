@@ -15,9 +15,14 @@ from pathlib import Path
 import aiosqlite
 
 from orchestrator_tui.core.errors import StoreError
+from orchestrator_tui.core.models import TaskSpec
 from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.predict import Predictor, task_estimates, task_key
 from orchestrator_tui.core.recovery_policy import uses_history
+from orchestrator_tui.core.refine import refine
+from orchestrator_tui.core.remaining import LiveRemaining
 from orchestrator_tui.core.states import SessionState, TaskState
+from orchestrator_tui.core.timeouts import Timeout, TimeoutRule
 from orchestrator_tui.engine.checkpoints import create_checkpoint
 from orchestrator_tui.engine.dispatch import check_mode, resource_admission
 from orchestrator_tui.engine.events import Control
@@ -80,6 +85,8 @@ class Engine:
         """How runs watch memory and disk (see `engine.pressure_monitor`)."""
         self.pool = PoolConfig()
         """How runs size their pool (see `engine.pool_monitor`)."""
+        self.timeout_rule = TimeoutRule()
+        """How a timeout is learned for tasks whose workflow sets none."""
 
     @classmethod
     async def open(cls, db_path: Path, *, backup_every_minutes: float = DEFAULT_EVERY_MINUTES,
@@ -172,10 +179,13 @@ class Engine:
             (task.id, task.kind, task.agent, TaskState.PENDING, jobs.idempotent(task))
             for task in plan.tasks.values()), now)
         await w.commit()
+        predictor, samples = await self._history()
         execution = Execution(session_id=session_id, plan=plan, writer=w, jobs=jobs,
                               parallel_limit=limit, boot_id=self.boot_id,
                               success_rates=await self._success_rates(plan), mode=request.mode,
-                              estimates=await self.learned_durations(plan))
+                              estimates=await self.policy_durations(plan, limit, request.mode,
+                                                                    predictor))
+        self._arm_history(execution, predictor, samples)
         self._arm_checkpoints(execution, request.workspace, jobs.settings)
         self.executions[session_id] = execution
         return execution
@@ -192,17 +202,49 @@ class Engine:
             return row.id
         execution.checkpoint = checkpoint
 
-    async def learned_durations(self, plan: Plan) -> dict[str, float] | None:
-        """Each task's predicted seconds from recorded history, for the policy's longest
-        remaining path (None without any history: every task then counts alike)."""
+    async def _history(self, before: float | None = None) -> tuple[Predictor, int]:
+        """The duration predictor fitted on attempts that ended before `before`, and its
+        number of samples."""
         from orchestrator_tui.engine.learning import load_predictor  # it needs this module
 
-        predictor, samples = await load_predictor(self.reader)
+        return await load_predictor(self.reader, before)
+
+    def _arm_history(self, execution: Execution, predictor: Predictor, samples: int) -> None:
+        """Give the execution what history predicts: its time remaining and, unless the
+        user turned `learned_timeouts` off, timeouts for tasks whose workflow sets none."""
         if not samples:
-            return None
-        points = {tid: estimate.point for tid, task in plan.tasks.items()
-                  if (estimate := predictor.predict(task.kind)) is not None}
+            return
+        execution.remaining = LiveRemaining(execution.plan, predictor)
+        if effective(execution.jobs.settings, "learned_timeouts") == "off":
+            return
+        rule, intent = self.timeout_rule, execution.plan.intent.name
+
+        def learned_timeout(task: TaskSpec) -> Timeout | None:
+            return rule.seed(predictor.predict(task.kind, task=task_key(intent, task.id)))
+
+        execution.jobs.learned_timeout = learned_timeout
+
+    async def learned_durations(self, plan: Plan, predictor: Predictor | None = None,
+                                ) -> dict[str, float] | None:
+        """Each task's predicted seconds from recorded history (all of it unless a fitted
+        `predictor` is given), for the policy's longest remaining path (None without any
+        history: every task then counts alike)."""
+        if predictor is None:
+            predictor, _ = await self._history()
+        points = {tid: estimate.point
+                  for tid, estimate in task_estimates(plan, predictor).items() if estimate}
         return points or None
+
+    async def policy_durations(self, plan: Plan, parallel_limit: int, mode: str,
+                               predictor: Predictor | None = None,
+                               ) -> Mapping[str, float] | None:
+        """The durations whose bottom levels order the policy: the learned ones, refined by
+        replaying the plan in simulation (`core.refine`, off the event loop); None without
+        history."""
+        learned = await self.learned_durations(plan, predictor)
+        if learned is None:
+            return None
+        return await asyncio.to_thread(refine, plan, learned, parallel_limit, mode=mode)
 
     async def _success_rates(self, plan: Plan) -> dict[str, tuple[int, int]] | None:
         """The agents' recorded success, read once when the plan's recovery ranks
@@ -233,12 +275,17 @@ class Engine:
         paused = keep_paused and session.state == SessionState.PAUSED
         state = SessionState.PAUSED if paused else SessionState.PLANNING \
             if session.state == SessionState.PLANNING else SessionState.RECOVERING
+        predictor, samples = await self._history(before=session.created_at)
         execution = Execution(session_id=session.id, plan=plan, writer=self.writer, jobs=jobs,
                               parallel_limit=session.parallel_limit, session_state=state,
                               task_states=settled.states, attempts=settled.attempts,
                               mode=session.mode or "list",
                               boot_id=self.boot_id,
-                              success_rates=await self._success_rates(plan))
+                              success_rates=await self._success_rates(plan),
+                              estimates=await self.policy_durations(
+                                  plan, session.parallel_limit, session.mode or "list",
+                                  predictor))
+        self._arm_history(execution, predictor, samples)
         execution.record.note(settled.summary())
         self._arm_checkpoints(execution, Path(session.workspace), jobs.settings)
         self.executions[session.id] = execution

@@ -24,6 +24,8 @@ KNOWN = {
     "checkpoint_max_mb": "the most megabytes of files a checkpoint archives in a workspace that "
                          "is not a git repository (a whole number, 1 or more; default 200)",
     "auto_checkpoints": "on or off: a checkpoint before each phase of a run and on pause",
+    "learned_timeouts": "on or off: a task whose workflow sets no timeout gets one learned "
+                        "from its kind's recorded durations (at least 5 runs)",
     "pressure_policy": "on or off: when memory or disk runs short, pause lower-priority tasks, "
                        "shrink the pool, then checkpoint and pause the session",
     "resources": "what this machine offers beyond its CPUs and memory, as NAME=AMOUNT,... "
@@ -41,7 +43,8 @@ RUNNERS = ("auto", "command", "claude", "codex", "gemini")
 LLM_CLIS = ("claude", "codex", "gemini", "none")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
 DEFAULTS = {"default_runner": "auto", "llm_cli": "claude", "auto_checkpoints": "on",
-            "pressure_policy": "on", "pool_sizing": "fixed", "executor": "local"}
+            "learned_timeouts": "on", "pressure_policy": "on", "pool_sizing": "fixed",
+            "executor": "local"}
 UNSET = "none"
 """The value that turns an optional limit off."""
 
@@ -60,6 +63,7 @@ def check(key: str, value: str) -> str:
     if not value:
         raise OrchestratorError(f"{key} cannot be empty")
     choices = {"default_runner": RUNNERS, "llm_cli": LLM_CLIS, "auto_checkpoints": ("on", "off"),
+               "learned_timeouts": ("on", "off"),
                "pressure_policy": ("on", "off"), "pool_sizing": ("fixed", "dynamic"),
                "executor": ("local", "ray"),
                "claude_permission_mode": (*PERMISSION_MODES, UNSET)}.get(key)

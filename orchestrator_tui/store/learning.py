@@ -23,6 +23,7 @@ class AttemptSample:
     task_id: str
     tokens: int | None
     cost_usd: float | None
+    intent: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +45,15 @@ async def attempt_samples(conn: aiosqlite.Connection) -> list[AttemptSample]:
         "SELECT coalesce(t.agent, t.kind), a.finished_at - a.started_at, a.outcome, "
         "a.started_at, a.session_id, a.task_id, "
         "CASE WHEN a.tokens_in IS NULL AND a.tokens_out IS NULL THEN NULL "
-        "ELSE coalesce(a.tokens_in, 0) + coalesce(a.tokens_out, 0) END, a.cost_usd "
+        "ELSE coalesce(a.tokens_in, 0) + coalesce(a.tokens_out, 0) END, a.cost_usd, s.intent "
         "FROM attempts a JOIN tasks t ON t.session_id = a.session_id AND t.id = a.task_id "
+        "JOIN sessions s ON s.id = a.session_id "
         f"WHERE a.finished_at IS NOT NULL AND t.state IN ({marks}) "
         "ORDER BY a.finished_at, a.id", FINISHED_TASK_STATES) as cursor:
         rows = await cursor.fetchall()
     return [AttemptSample(str(kind), max(0.0, float(took)), outcome, float(start), str(sid),
-                          str(tid), tokens, cost)
-            for kind, took, outcome, start, sid, tid, tokens, cost in rows]
+                          str(tid), tokens, cost, str(intent))
+            for kind, took, outcome, start, sid, tid, tokens, cost, intent in rows]
 
 
 async def task_outcomes(conn: aiosqlite.Connection) -> list[TaskOutcome]:

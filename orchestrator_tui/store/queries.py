@@ -69,6 +69,10 @@ class AttemptRow:
     tokens_out: int | None = None
     cost_usd: float | None = None
     turns: int | None = None
+    timeout: float | None = None
+    """The time limit it ran under, if any."""
+    timeout_runs: int | None = None
+    """How many recorded runs that limit was learned from (None: the workflow set it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +179,8 @@ async def task_attempts(conn: aiosqlite.Connection, session_id: str,
     """Every attempt of one task, first attempt first."""
     rows = await _all(conn, "SELECT attempt, pid, started_at, finished_at, outcome, exit_code,"
                             " stdout, stderr, output_bytes, runner, agent_session, tokens_in,"
-                            " tokens_out, cost_usd, turns FROM attempts WHERE session_id = ?"
+                            " tokens_out, cost_usd, turns, timeout, timeout_runs FROM attempts"
+                            " WHERE session_id = ?"
                             " AND task_id = ? ORDER BY attempt", (session_id, task_id))
     return [AttemptRow(*row) for row in rows]
 

@@ -21,8 +21,8 @@ SET_TASK_AGENT = "UPDATE tasks SET agent = ?, updated_at = ? WHERE session_id = 
 UPDATE_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = ?, result = ?, error = ?,
     started_at = ?, finished_at = ?, updated_at = ? WHERE session_id = ? AND id = ?"""
 UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id, pid,
-    process_start, started_at, finished_at, outcome, exit_code, stdout, stderr, output_bytes)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    process_start, started_at, finished_at, outcome, exit_code, stdout, stderr, output_bytes,
+    timeout, timeout_runs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (session_id, task_id, attempt) DO UPDATE SET pid = excluded.pid,
     process_start = excluded.process_start, finished_at = excluded.finished_at,
     outcome = excluded.outcome, exit_code = excluded.exit_code, stdout = excluded.stdout,

@@ -212,6 +212,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN mode TEXT;
     """,
+    # 7: the time limit each attempt ran under, and how many recorded runs it was learned from
+    #    (NULL: the workflow's `timeout:`, or no limit at all).
+    """
+    ALTER TABLE attempts ADD COLUMN timeout REAL;
+    ALTER TABLE attempts ADD COLUMN timeout_runs INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,10 +17,12 @@ from typing import Any
 
 import aiosqlite
 
+from orchestrator_tui.core.remaining import LiveRemaining
 from orchestrator_tui.core.states import ACTIVE_SESSION_STATES
 from orchestrator_tui.engine.bus import Bus
 from orchestrator_tui.engine.events import Snapshot, TaskView
 from orchestrator_tui.engine.execution import Execution
+from orchestrator_tui.engine.remaining import live_remaining, remaining_of
 from orchestrator_tui.store import queries
 from orchestrator_tui.store.bus import Message
 from orchestrator_tui.store.queries import SessionRow, TaskRow, open_attempt_pids
@@ -65,6 +67,10 @@ class Feed:
         self.bus = BusView()
         """What the message bus holds for the focused session (see `read_bus`)."""
         self.next_bus_read = 0.0
+        self.forecaster: LiveRemaining | None = None
+        """The time remaining of the focused session read from the database (loaded with
+        its first read)."""
+        self._forecast_for: str | None = None
 
     @property
     def live(self) -> Execution | None:
@@ -150,6 +156,9 @@ class Feed:
         tasks = await queries.session_tasks(conn, session.id)
         pids = await open_attempt_pids(conn, session.id) \
             if session.state in ACTIVE_SESSION_STATES else {}
+        if self._forecast_for != session.id:
+            self.forecaster = await live_remaining(conn, session)
+            self._forecast_for = session.id
         first = not self.journal.entries
         if with_journal or first:
             rows = await queries.history(conn, session.id, tasks=True)
@@ -163,10 +172,12 @@ class Feed:
                       pids.get(t.id))
              for t in tasks if t.state in ("running", "paused")),
             key=lambda view: view.started_at))
+        remaining = remaining_of(self.forecaster, tasks, session.parallel_limit, now) \
+            if session.state in ACTIVE_SESSION_STATES else None
         snap = Snapshot(session.id, session.state, len(tasks), dict(Counter(t.state
                                                                              for t in tasks)),
                         running, session.parallel_limit, session.created_at,
-                        session.finished_at or now, (), self.journal.seq)
+                        session.finished_at or now, (), self.journal.seq, remaining)
         self.session, self.tasks, self.latest = session, {t.id: t for t in tasks}, snap
         return snap
 

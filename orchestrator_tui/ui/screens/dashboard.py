@@ -69,7 +69,7 @@ class DashboardScreen(ModeScreen):
         resources.border_title = "RESOURCES"
         messages = MessagesPanel(id="messages-panel", classes="panel")
         messages.border_title = "MESSAGES"
-        predictions = PredictionsPanel("Time remaining: no history yet", id="predictions",
+        predictions = PredictionsPanel("Remaining: no data yet", id="predictions",
                                        classes="panel")
         predictions.border_title = "PREDICTIONS"
         with Vertical(id="dashboard"):
@@ -160,7 +160,7 @@ class DashboardScreen(ModeScreen):
         self._show_predictions(snap)
 
     def _show_predictions(self, snap: Snapshot) -> None:
-        self.query_one(PredictionsPanel).show(self._history, snap.taken_at - snap.started_at,
+        self.query_one(PredictionsPanel).show(self._history, snap.remaining,
                                               snap.state in ACTIVE_SESSION_STATES, self._plan)
 
     # ----- actions -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Log, Static
 
+from orchestrator_tui.core.timeouts import Timeout
 from orchestrator_tui.store.queries import AttemptRow, task_attempts
 from orchestrator_tui.ui.format import FINISHED, styled_state
 from orchestrator_tui.views import seconds, stamp
@@ -34,6 +35,14 @@ def output_text(stdout: str, stderr: str, *, live: bool = True) -> str:
     if not lines:
         return "(no output yet)" if live else "(it wrote nothing)"
     return "\n".join(lines[-OUTPUT_LINES:])
+
+
+def timeout_text(row: AttemptRow) -> str | None:
+    """The time limit of an attempt and where it came from, or None without one."""
+    if row.timeout is None:
+        return None
+    return (f"Time limit of attempt {row.attempt}: {row.timeout:g} s, "
+            f"{Timeout(row.timeout, row.timeout_runs).describe()}")
 
 
 class DetailsScreen(ModalScreen[None]):
@@ -58,6 +67,7 @@ class DetailsScreen(ModalScreen[None]):
         with Vertical(id="details", classes="dialog"):
             yield Static("", id="details-title")
             yield DataTable(id="attempts", cursor_type="none", zebra_stripes=True)
+            yield Static("", id="details-timeout")
             yield Label("Output", id="output-label")
             yield Log(id="output", max_lines=OUTPUT_LINES * 2, auto_scroll=True)
             yield Label("Esc closes", id="details-hint")
@@ -67,6 +77,7 @@ class DetailsScreen(ModalScreen[None]):
         for label in ("Attempt", "Outcome", "PID", "Started", "Took", "Exit"):
             table.add_column(label, key=label.lower())
         self.query_one("#details", Vertical).border_title = f"AGENT {self.task_id}"
+        self.query_one("#details-timeout").display = False
         self._refresh()
         self.set_interval(REFRESH_SECONDS, self._refresh)
 
@@ -128,6 +139,11 @@ class DetailsScreen(ModalScreen[None]):
                     table.update_cell(key, column, value)
             else:
                 table.add_row(*cells, key=key)
+        limit = timeout_text(rows[-1]) if rows else None
+        line = self.query_one("#details-timeout", Static)
+        line.display = limit is not None
+        if limit is not None:
+            line.update(limit)
 
     def _show_output(self, text: str) -> None:
         if text == self._shown_output:

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from textual.widgets import Static
 
 from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.remaining import Remaining
 from orchestrator_tui.ui.format import show
 from orchestrator_tui.ui.intents import IntentHistory
-from orchestrator_tui.views import seconds
+from orchestrator_tui.views import remaining_line
 
 
 def messages_text(counts: Mapping[str, int]) -> str:
@@ -39,19 +40,6 @@ class MessagesPanel(Static):
         show(self, messages_text(counts))
 
 
-def remaining_text(history: IntentHistory | None, elapsed: float, active: bool) -> str:
-    """Time remaining from the median of past completed runs, or `no history yet`."""
-    if history is None or history.median_seconds is None:
-        return "no history yet"
-    if not active:
-        return "-"
-    left = history.median_seconds - elapsed
-    basis = f"median of {history.completed} completed run{'s' if history.completed > 1 else ''}"
-    if left <= 0:
-        return f"past the median ({seconds(history.median_seconds)}; {basis})"
-    return f"~{seconds(left)} ({basis})"
-
-
 def success_text(history: IntentHistory | None) -> str:
     """How many past runs of the intent completed, or `no history yet`."""
     if history is None or history.success_rate is None:
@@ -71,9 +59,9 @@ def longest_chain(plan: Plan | None) -> str:
 class PredictionsPanel(Static):
     """Time remaining, success so far and the bottleneck, from recorded history only."""
 
-    def show(self, history: IntentHistory | None, elapsed: float, active: bool,
+    def show(self, history: IntentHistory | None, remaining: Remaining | None, active: bool,
              plan: Plan | None) -> None:
-        """Update from the intent's history, the elapsed time and the plan."""
-        show(self, f"Time remaining: {remaining_text(history, elapsed, active)}\n"
+        """Update from the intent's history, the live time remaining and the plan."""
+        show(self, f"{remaining_line(remaining) if active else 'Remaining: -'}\n"
                    f"Success: {success_text(history)}\n"
                    f"Bottleneck: no history yet (longest chain: {longest_chain(plan)})")
