@@ -5,6 +5,9 @@ before) runs through the real engine on a real SQLite file, every transition com
 once as no-op `python` tasks (the engine alone), once as `true` commands. The same number of
 `true` processes is then spawned with bare asyncio at the same concurrency, the two taking
 turns at going first. Medians of `--runs` runs (default 6); `--json` prints the figures.
+The ratio of command to raw spawns is given two ways: the ratio of the two medians, and the
+median of each run's own ratio (its two measurements taken back to back), which a machine
+whose speed drifts during the benchmark disturbs less.
 Run it from anywhere: it works inside its own temporary workspace, as `orchestrator run`
 works inside the user's.
 
@@ -103,11 +106,14 @@ def main() -> None:
         for _ in range(opts.runs):
             seconds, done = asyncio.run(engine_run("python", opts.parallel, folder))
             noop.append(done / seconds)
+    paired = [c / r for c, r in zip(command, raw, strict=True)]
     figures = {
         "noop_tasks_per_s": round(median(noop), 1),
         "command_tasks_per_s": round(median(command), 1),
         "raw_spawn_per_s": round(median(raw), 1),
         "command_vs_raw_ratio": round(median(command) / median(raw), 3),
+        "paired_ratio_median": round(median(paired), 3),
+        "paired_ratio_range": [round(min(paired), 3), round(max(paired), 3)],
         "command_per_s_range": [round(min(command), 1), round(max(command), 1)],
         "raw_per_s_range": [round(min(raw), 1), round(max(raw), 1)],
         "parallel": opts.parallel, "runs": opts.runs, "tasks": 1000,
@@ -121,7 +127,11 @@ def main() -> None:
         ("raw asyncio spawn of `true`/s", f"{figures['raw_spawn_per_s']:,.0f}",
          "same concurrency ({}); runs ranged {:,.0f} to {:,.0f}".format(
              opts.parallel, *figures["raw_per_s_range"])),
-        ("command / raw", f"{figures['command_vs_raw_ratio']:.0%}", "target >= 85%"),
+        ("command / raw", f"{figures['command_vs_raw_ratio']:.0%}",
+         "ratio of the medians; target >= 85%"),
+        ("command / raw, run by run", f"{figures['paired_ratio_median']:.0%}",
+         "median of each run's ratio; runs ranged {:.0%} to {:.0%}".format(
+             *figures["paired_ratio_range"])),
     ]
     report(f"throughput: 1,000-node layered DAG, median of {opts.runs} runs", rows, figures,
            opts.json)
