@@ -45,7 +45,7 @@ def test_after_runs_the_commands_show_recorded_figures(cli: Run, workspace: Path
     assert data["success_probability"] is not None and data["success_tasks"] == 2
     assert data["bottleneck"] in ("first", "second")
     text = cli("learn", "predict-time", "check", "--workflow", str(workflow)).stdout
-    assert "recorded durations" in text and "samples" in text and "bottleneck:" in text
+    assert "recorded durations" in text and "runs of this task" in text and "bottleneck:" in text
     patterns = cli("learn", "show-patterns", "check")
     assert "check: 2 recorded session(s)" in patterns.stdout
     assert "after check you usually run tidy (2 of 2 times)" in patterns.stdout

@@ -24,6 +24,9 @@ from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.views import seconds, stamp
 
 NO_DATA = "no data yet"
+BASIS_TEXT = {"task": "{n} runs of this task", "kind": "no runs of this task, {n} of its agent",
+              "global": "no runs of its own or its agent's, from all kinds"}
+"""What an estimate rests on, by `Estimate.basis`."""
 
 
 @parsers
@@ -114,8 +117,7 @@ def forecast_text(result: PlanForecast) -> str:
         if est is None:
             lines.append(f"  {task.task_id} ({task.kind}): {NO_DATA}")
             continue
-        basis = f"{est.n} samples" if est.basis == "kind" else \
-            "no samples of its own, from all kinds"
+        basis = BASIS_TEXT[est.basis].format(n=est.n)
         lines.append(f"  {task.task_id} ({task.kind}): ~{seconds(est.point)} "
                      f"({seconds(est.low)} to {seconds(est.high)}; {basis})")
     return "\n".join(lines)
