@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plan, run and watch a team of coding agents in parallel.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--workflow", dest="app_workflow", metavar="FILE",
-                        help="the workflow the app's menu runs (default: shipped)")
+                        help="the workflow of the app's menu, and of any command given "
+                             "none of its own (default: shipped)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
     run = sub.add_parser("run", help="run an intent of a workflow to its end, headless")
     run.add_argument("intent", help="e.g. analyze, build, fix (see the workflow)")
@@ -73,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in ("db", "workspace", "json", "agents_dir"):
         if getattr(common, key):
             setattr(args, key, getattr(common, key))
+    if getattr(args, "workflow", "") is None:  # a command taking a workflow was given none
+        args.workflow = args.app_workflow
     try:
         return dispatch(args)
     except OrchestratorError as error:

@@ -106,6 +106,17 @@ def test_errors_are_one_clear_line(cli: Run, workspace: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_a_workflow_given_before_the_command_is_the_commands(cli: Run,
+                                                                workspace: Path) -> None:
+    wf = write_workflow(workspace, f"intents:\n  mine:\n    tasks:\n      - id: only\n"
+                                   f"        command: {python_argv('pass')}\n")
+    out = cli("--workflow", str(wf), "run", "mine", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["intent"] == "mine"
+    out = cli("--workflow", str(wf), "learn", "predict-time", "mine", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["intent"] == "mine", out.stderr
+
+
 def test_failed_session_exits_one(cli: Run, workspace: Path) -> None:
     fail = python_argv("raise SystemExit(4)")
     wf = write_workflow(workspace, f"intents:\n  bad:\n    tasks:\n      - id: x\n"
