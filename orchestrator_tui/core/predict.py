@@ -239,7 +239,8 @@ def _priors(groups: dict[_Key, list[_Row]]) -> dict[_Key, float]:
 
 def _rolling_residuals(groups: dict[_Key, list[_Row]], runs: int,
                        ) -> dict[_Key, list[list[_Residual]]]:
-    """Per group and form: log residuals of each of the newest runs, predicted from before."""
+    """Per group and form: log residuals of each of the newest runs, predicted from the runs
+    before it (for the groups that had some)."""
     residuals: dict[_Key, list[list[_Residual]]] = defaultdict(lambda: [[], [], [], []])
     for run in range(max(1, runs - CALIBRATION_RUNS), runs):
         before = {key: [row for row in rows if row[2] < run] for key, rows in groups.items()}
@@ -248,7 +249,9 @@ def _rolling_residuals(groups: dict[_Key, list[_Row]], runs: int,
             continue
         priors = _priors(before)
         for key, rows in groups.items():
-            forms = _forms(before.get(key, []), priors.get(key, priors[()]))
+            if key not in before:  # a group's first run says how new groups fare, not it
+                continue
+            forms = _forms(before[key], priors[key])
             for size, y, _ in (row for row in rows if row[2] == run):
                 for index, form in enumerate(forms):
                     model = form or forms[index - 1]
