@@ -81,11 +81,23 @@ def test_it_shrinks_as_tasks_finish_and_run() -> None:
     assert points[0] > points[-1]
 
 
+def test_the_bottleneck_is_the_biggest_task_left_on_the_critical_path() -> None:
+    predictor, plan = history(), diamond()
+    start = remaining_time(plan, set(), {}, predictor, 2)
+    assert start is not None and start.bottleneck in ("a", "b", "d")  # the 10 s tasks
+    assert start.bottleneck_seconds == pytest.approx(
+        predictor.predict("work").point)  # type: ignore[union-attr]
+    nearly = remaining_time(plan, {"a", "b", "c", "d", "f"}, {}, predictor, 2)
+    assert nearly is not None and nearly.bottleneck == "e"  # all that is left
+    assert nearly.to_dict()["bottleneck"] == "e"
+    assert nearly.later(1.0).bottleneck == "e"
+
+
 def test_a_running_task_never_needs_less_than_the_floor() -> None:
     predictor = history()
     plan = Plan(IntentSpec(name="one", tasks=(TaskSpec(id="x", command=("work",)),)))
     late = remaining_time(plan, set(), {"x": 10_000.0}, predictor, 1)
-    assert late == Remaining(FLOOR_SECONDS, FLOOR_SECONDS, FLOOR_SECONDS, 0.8)
+    assert late == Remaining(FLOOR_SECONDS, FLOOR_SECONDS, FLOOR_SECONDS, 0.8, "x", FLOOR_SECONDS)
 
 
 def test_more_slots_never_take_longer_here() -> None:

@@ -48,16 +48,23 @@ class Remaining:
     low: float
     high: float
     coverage: float
+    bottleneck: str | None = None
+    """The task on the remaining critical path with the most predicted time left."""
+    bottleneck_seconds: float | None = None
 
     def later(self, elapsed: float) -> Remaining:
         """The same forecast `elapsed` seconds on (each figure down by it, never below 0)."""
         return Remaining(max(0.0, self.seconds - elapsed), max(0.0, self.low - elapsed),
-                         max(0.0, self.high - elapsed), self.coverage)
+                         max(0.0, self.high - elapsed), self.coverage, self.bottleneck,
+                         self.bottleneck_seconds)
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | str | None]:
         """JSON-able figures, rounded to the millisecond."""
         return {"seconds": round(self.seconds, 3), "low": round(self.low, 3),
-                "high": round(self.high, 3), "coverage": self.coverage}
+                "high": round(self.high, 3), "coverage": self.coverage,
+                "bottleneck": self.bottleneck,
+                "bottleneck_seconds": None if self.bottleneck_seconds is None
+                else round(self.bottleneck_seconds, 3)}
 
 
 def remaining_time(plan: Plan, finished: Collection[str], running: Mapping[str, float],
@@ -169,6 +176,9 @@ def _forecast(plan: Plan, estimates: Mapping[str, Estimate | None], unfinished: 
     point = simulate(sub, points, workers).makespan
     low = simulate(sub, lows, workers, estimates=points).makespan
     high = simulate(sub, highs, workers, estimates=points).makespan
+    path = sub.critical_path(points)
+    bottleneck = max(path, key=points.__getitem__) if path else None
     # A list schedule can finish later with shorter tasks (Graham's anomalies): the interval
     # is widened so that it always holds its point.
-    return Remaining(point, min(low, point), max(high, point), coverage)
+    return Remaining(point, min(low, point), max(high, point), coverage, bottleneck,
+                     points[bottleneck] if bottleneck else None)

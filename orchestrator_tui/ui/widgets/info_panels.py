@@ -12,7 +12,7 @@ from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.remaining import Remaining
 from orchestrator_tui.ui.format import show
 from orchestrator_tui.ui.intents import IntentHistory
-from orchestrator_tui.views import remaining_line
+from orchestrator_tui.views import clock, remaining_line
 
 
 def messages_text(counts: Mapping[str, int]) -> str:
@@ -56,6 +56,14 @@ def longest_chain(plan: Plan | None) -> str:
     return f"{length} task{'s' if length > 1 else ''}"
 
 
+def bottleneck_text(remaining: Remaining | None, plan: Plan | None) -> str:
+    """The remaining critical path's biggest task, or the plan's longest chain without data."""
+    if remaining is None or remaining.bottleneck is None:
+        return f"no data yet (longest chain: {longest_chain(plan)})"
+    left = remaining.bottleneck_seconds or 0.0
+    return f"{remaining.bottleneck} (~{clock(left)} left, on the critical path)"
+
+
 class PredictionsPanel(Static):
     """Time remaining, success so far and the bottleneck, from recorded history only."""
 
@@ -64,4 +72,4 @@ class PredictionsPanel(Static):
         """Update from the intent's history, the live time remaining and the plan."""
         show(self, f"{remaining_line(remaining) if active else 'Remaining: -'}\n"
                    f"Success: {success_text(history)}\n"
-                   f"Bottleneck: no history yet (longest chain: {longest_chain(plan)})")
+                   f"Bottleneck: {bottleneck_text(remaining if active else None, plan)}")
