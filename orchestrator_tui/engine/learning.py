@@ -4,6 +4,7 @@ its bottleneck. Every figure carries its sample count; without history it is Non
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -75,13 +76,14 @@ class PlanForecast:
 
 async def load_predictor(conn: aiosqlite.Connection,
                          before: float | None = None) -> tuple[Predictor, int]:
-    """The predictor fitted on successful attempts (ended before `before`), and their count."""
+    """The predictor fitted on successful attempts (ended before `before`), and their count
+    (the fit runs in a thread: the loop goes on meanwhile)."""
     samples = [Sample(row.kind, row.seconds, run=row.session_id,
                       task=task_key(row.intent, row.task_id))
                for row in await history.attempt_samples(conn)
                if row.outcome == "succeeded"
                and (before is None or row.started_at + row.seconds <= before)]
-    return fit(samples), len(samples)
+    return await asyncio.to_thread(fit, samples), len(samples)
 
 
 async def success_records(conn: aiosqlite.Connection,

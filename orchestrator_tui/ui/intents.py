@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator_tui.core.models import IntentSpec
+from orchestrator_tui.engine.learning import PlanForecast
 from orchestrator_tui.store.queries import SessionRow
 from orchestrator_tui.views import seconds
 
@@ -220,6 +221,16 @@ def intent_history(sessions: Iterable[SessionRow], intent: str) -> IntentHistory
                  if s.state == "COMPLETED" and s.finished_at is not None]
     median = statistics.median(durations) if durations else None
     return IntentHistory(intent, len(finished), len(durations), median)
+
+
+def forecast_estimate(result: PlanForecast | None) -> str | None:
+    """`~8.6 s (80%: 4.0 s to 21.2 s, learned)`: the plan's forecast from recorded task
+    durations, or None when some task has no estimate yet."""
+    if result is None or result.eta is None or result.eta_low is None \
+            or result.eta_high is None:
+        return None
+    return (f"~{seconds(result.eta)} ({result.coverage:.0%}: {seconds(result.eta_low)} to "
+            f"{seconds(result.eta_high)}, learned)")
 
 
 def estimate_text(history: IntentHistory | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator_tui.engine.learning import PlanForecast
 from orchestrator_tui.engine.shipped import default_workflow
 from orchestrator_tui.engine.workflows import read_workflow
 from orchestrator_tui.store.queries import SessionRow
@@ -11,6 +12,7 @@ from orchestrator_tui.ui.format import agent_bar
 from orchestrator_tui.ui.intents import (
     estimate_text,
     favourite_intents,
+    forecast_estimate,
     intent_history,
     match_intent,
     recent_intents,
@@ -63,6 +65,15 @@ def test_estimates_use_completed_runs_only_or_say_no_history() -> None:
     assert estimate_text(history) == "~20.0 s (median of 2 completed runs)"
     assert estimate_text(intent_history(rows, "build")) == "no history yet"
     assert estimate_text(None) == "no history yet"
+
+
+def test_the_learned_forecast_as_text() -> None:
+    def forecast(eta: float | None) -> PlanForecast:
+        return PlanForecast("fix", 4, [], 6, 0.8, eta, None if eta is None else eta / 2,
+                            None if eta is None else eta * 2, None, 0, None, None)
+    assert forecast_estimate(forecast(10.0)) == "~10.0 s (80%: 5.0 s to 20.0 s, learned)"
+    assert forecast_estimate(forecast(None)) is None  # a task without an estimate yet
+    assert forecast_estimate(None) is None
 
 
 def test_agent_bars_never_claim_a_percentage() -> None:

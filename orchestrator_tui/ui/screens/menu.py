@@ -13,9 +13,18 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.models import Workflow
+from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.core.predict import Predictor
 from orchestrator_tui.engine.events import Snapshot
-from orchestrator_tui.engine.learning import remember_intent_choice
+from orchestrator_tui.engine.learning import (
+    PlanForecast,
+    forecast,
+    load_predictor,
+    parallel_limit_of,
+    remember_intent_choice,
+)
 from orchestrator_tui.store import queries
 from orchestrator_tui.store.learning import intent_choices
 from orchestrator_tui.store.queries import SessionRow
@@ -25,6 +34,7 @@ from orchestrator_tui.ui.intents import (
     IntentModel,
     estimate_text,
     favourite_intents,
+    forecast_estimate,
     intent_history,
     recent_intents,
     recognise,
@@ -61,6 +71,10 @@ class MenuScreen(ModeScreen):
         self._confirmed: list[tuple[str, str]] = []
         self._model: IntentModel | None = None
         self._model_of: Workflow | None = None
+        self._history: tuple[Predictor, int, int] | None = None
+        """The duration predictor, its sample count and the parallel limit (once read)."""
+        self._forecasts: dict[str, PlanForecast | None] = {}
+        self._forecasts_of: Workflow | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="menu"):
@@ -87,6 +101,10 @@ class MenuScreen(ModeScreen):
         conn = await self.orchestrator.reader.get()
         self.sessions = await queries.list_sessions(conn, limit=500) if conn else []
         confirmed = await intent_choices(conn) if conn else []
+        if conn:
+            predictor, samples = await load_predictor(conn)
+            self._history = predictor, samples, await parallel_limit_of(conn)
+            self._forecasts = {}
         if confirmed != self._confirmed:
             self._confirmed, self._model = confirmed, None
         recent = recent_intents(self.sessions)
@@ -227,6 +245,24 @@ class MenuScreen(ModeScreen):
             return
         self._start(found.intent, found.reason)
 
+    def _forecast(self, intent: str | None) -> PlanForecast | None:
+        """The intent's plan forecast from recorded durations (None without history)."""
+        workflow = self.orchestrator.workflow
+        if intent is None or workflow is None or intent not in workflow.intents \
+                or self._history is None or not self._history[1]:
+            return None
+        if workflow is not self._forecasts_of:
+            self._forecasts, self._forecasts_of = {}, workflow
+        if intent not in self._forecasts:
+            predictor, samples, limit = self._history
+            try:
+                plan = Plan(workflow.intents[intent])
+            except OrchestratorError:
+                plan = None
+            self._forecasts[intent] = None if plan is None else \
+                forecast(plan, predictor, samples, {}, limit)
+        return self._forecasts[intent]
+
     def _update_hint(self) -> None:
         workflow = self.orchestrator.workflow
         text = self.query_one("#describe", Input).value
@@ -243,5 +279,6 @@ class MenuScreen(ModeScreen):
         confidence = f"Confidence: {chance:.0%}" if chance is not None else \
             "Confidence: no history yet"
         lead = f"💡 {match} · {confidence}" if match else f"💡 {confidence}"
-        line = f"{lead} | ⏱ Est: {estimate_text(history)}"
+        estimate = forecast_estimate(self._forecast(intent)) or estimate_text(history)
+        line = f"{lead} | ⏱ Est: {estimate}"
         self.query_one("#hint", Static).update(Text(line))
