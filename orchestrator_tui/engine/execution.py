@@ -219,7 +219,7 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
             if self.record.flush(self.writer) or started:
                 # Processes start once their `running` rows are committed; the loop goes on
                 # meanwhile, so the next batch fills while this one is written.
-                committed = asyncio.ensure_future(self.writer.commit())
+                committed = self.writer.committed()
                 committed.add_done_callback(self._check_commit)
                 if started:
                     self._launch(started, committed)

@@ -68,7 +68,7 @@ class AttemptLauncher:
                 later.append((tid, attempt, runner, job))
         for runner, batch in commands.items():
             launch = functools.partial(launch_batch, runner, [job for _, _, job in batch])
-            spawned = asyncio.ensure_future(self.writer.commit_then(launch))
+            spawned = self.writer.then(launch)
             spawned.add_done_callback(functools.partial(self._spawned, runner, batch))
         if later:
             committed.add_done_callback(functools.partial(self._start_tasks, later))

@@ -1,11 +1,13 @@
 """The engine's one writer: many small changes, one transaction per batch (group commit).
 
 Callers queue statements with `add` and await `commit()` when they need what they queued to
-be durable. One background task takes everything queued so far and hands it, in one step, to
-the writer's own thread, which runs it inside a single `BEGIN IMMEDIATE` transaction
-(consecutive rows of one statement go through one `executemany`) and commits; then every
-caller whose changes were in that batch wakes. A burst of changes from many tasks therefore
-costs one transaction and one thread hand-off, not one per statement.
+be durable (or take the future of `committed()` and go on). At the end of the event loop's
+turn, everything queued so far goes as one batch to the writer's own thread, which runs it
+inside a single `BEGIN IMMEDIATE` transaction (consecutive rows of one statement go through
+one `executemany`) and commits; then every caller whose changes were in that batch wakes.
+While a batch is in the thread, what is queued waits and goes as the next one. A burst of
+changes from many tasks therefore costs one transaction and one thread hand-off, not one per
+statement.
 
 The writer's connection is a plain `sqlite3` connection owned by that thread: aiosqlite
 would hand each statement to its thread separately (about 100 microseconds each here), and
@@ -25,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,10 +65,13 @@ class Writer:
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._sending = False
+        self._in_flight = False
+        """Whether a batch is with the writer's thread: what is queued meanwhile waits for
+        it, and goes as the next batch (one transaction for everything that piled up)."""
         self._conn: sqlite3.Connection | None = None
         self.batches = 0
         """Transactions committed so far (for benchmarks and tests)."""
@@ -85,10 +92,14 @@ class Writer:
         await self.commit_then(copy)
 
     async def start(self) -> None:
-        """Open the writer's connection and start the commit loop on the running loop."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._open)
-        self._task = loop.create_task(self._loop(), name="db-writer")
+        """Open the writer's connection in the writer's own thread, which then takes the
+        batches of the running loop."""
+        self._loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._serve, args=(opened,), name="db-writer",
+                                        daemon=True)
+        self._thread.start()
+        await opened
 
     def _open(self) -> None:
         timeout_ms = busy_timeout_ms()
@@ -118,10 +129,15 @@ class Writer:
         Raises:
             StoreError: the batch could not be written (disk full, damaged file, ...).
         """
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.committed()
+
+    def committed(self) -> asyncio.Future[None]:
+        """A future done once every statement queued so far is committed (or failed with the
+        batch's `StoreError`): `commit` for callers that go on meanwhile."""
+        waiter: asyncio.Future[None] = self._running_loop().create_future()
         self._waiters.append(waiter)
-        self._wake.set()
-        await waiter
+        self._send_soon()
+        return waiter
 
     async def commit_then(self, fn: Callable[[], T]) -> T:
         """Commit what is queued, then run `fn()` in the writer's thread right after that
@@ -131,36 +147,107 @@ class Writer:
         its `running` row): it starts at the earliest safe moment, without a round trip
         through the event loop. `fn` runs only if the commit succeeded.
         """
-        result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        return await self.then(fn)
+
+    def then(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """`commit_then` for callers that go on meanwhile: the future of `fn()`'s result."""
+        result: asyncio.Future[T] = self._running_loop().create_future()
         self._afters.append((fn, result))
-        self._wake.set()
-        return await result
+        self._send_soon()
+        return result
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` in the writer's thread inside the next batch; return its result."""
-        result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        result: asyncio.Future[T] = self._running_loop().create_future()
         self._ops.append((fn, result))
-        self._wake.set()
+        self._send_soon()
         return await result
 
     async def close(self) -> None:
-        """Commit what is queued, stop the loop and close the connection.
+        """Commit what is queued, stop the writer's thread and close the connection.
 
         The connection is closed even when that last commit fails; its error is raised then.
         """
         try:
-            if self._task is not None:
+            if self._thread is not None:
                 await self.commit()
         finally:
-            if self._task is not None:
-                self._closing = True
-                self._wake.set()
-                await self._task
-                self._task = None
+            if self._thread is not None:
+                thread, self._thread = self._thread, None
+                self._queue.put(None)
+                await asyncio.to_thread(thread.join)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._thread is None:
+            raise StoreError(f"the writer of {self._path} is not running")
+        return asyncio.get_running_loop()
+
+    def _send_soon(self) -> None:
+        """Hand what is queued to the writer's thread once this turn of the loop is over,
+        so that everything queued during the turn shares one transaction."""
+        if not self._sending:
+            self._sending = True
+            asyncio.get_running_loop().call_soon(self._send)
+
+    def _send(self) -> None:
+        self._sending = False
+        if not self._in_flight and (self._ops or self._waiters or self._afters):
+            batch = _Batch(self._ops, self._waiters, self._afters)
+            self._ops, self._waiters, self._afters = [], [], []
+            self._in_flight = True
+            self._queue.put(batch)
+
+    def _serve(self, opened: asyncio.Future[None]) -> None:
+        """The writer's thread: open the connection, then write batch after batch, each
+        answered on the loop, until told to stop; then close the connection."""
+        loop = self._loop
+        assert loop is not None
+        try:
+            self._open()
+        except BaseException as error:
+            self._thread = None
+            loop.call_soon_threadsafe(_settle, opened, error)
+            return
+        loop.call_soon_threadsafe(_settle, opened, None)
+        try:
+            while (batch := self._queue.get()) is not None:
+                try:
+                    outcomes = self._write(batch.ops, batch.afters) \
+                        if batch.ops or batch.afters else []
+                except Exception as error:  # the batch is lost: tell everyone who waits
+                    failure = describe(error, self._path) \
+                        if isinstance(error, sqlite3.Error) else error
+                    loop.call_soon_threadsafe(self._fail, batch, failure)
+                    continue
+                loop.call_soon_threadsafe(self._deliver, batch, outcomes)
+        finally:
             if self._conn is not None:
                 conn, self._conn = self._conn, None
-                await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
-            self._thread.shutdown(wait=True)
+                conn.close()
+
+    def _deliver(self, batch: _Batch, outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
+        self._in_flight = False
+        self._send()
+        if batch.ops:
+            self.batches += 1
+        for future, value in outcomes:
+            if future.done():
+                continue
+            if isinstance(value, BaseException):
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _fail(self, batch: _Batch, failure: BaseException) -> None:
+        self._in_flight = False
+        self._send()
+        pending = [op[1] for op in batch.ops if not isinstance(op[0], str)]
+        for future in [*pending, *batch.waiters, *(f for _, f in batch.afters)]:
+            if not future.done():
+                future.set_exception(failure)
 
     def _transaction(self, ops: list[Op]) -> list[tuple[asyncio.Future[Any], Any]]:
         """Run `ops` in one `BEGIN IMMEDIATE` transaction and commit it."""
@@ -201,40 +288,6 @@ class Writer:
             raise
         return outcomes
 
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._ops or self._waiters or self._afters:
-                ops, waiters, afters = self._ops, self._waiters, self._afters
-                self._ops, self._waiters, self._afters = [], [], []
-                try:
-                    outcomes = await loop.run_in_executor(self._thread, self._write, ops,
-                                                          afters) if ops or afters else []
-                except Exception as error:  # the batch is lost: tell everyone who waits
-                    failure = describe(error, self._path) \
-                        if isinstance(error, sqlite3.Error) else error
-                    pending = [op[1] for op in ops if not isinstance(op[0], str)]
-                    for future in [*pending, *waiters, *(f for _, f in afters)]:
-                        if not future.done():
-                            future.set_exception(failure)
-                    continue
-                if ops:
-                    self.batches += 1
-                for future, value in outcomes:
-                    if future.done():
-                        continue
-                    if isinstance(value, BaseException):
-                        future.set_exception(value)
-                    else:
-                        future.set_result(value)
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
-            if self._closing and not self._ops and not self._waiters:
-                return
-
     def _write(self, ops: list[Op], afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]],
                ) -> list[tuple[asyncio.Future[Any], Any]]:
         """In the writer's thread: run a batch in one transaction, then the work that waited
@@ -246,3 +299,21 @@ class Writer:
             except Exception as error:
                 outcomes.append((future, error))
         return outcomes
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one turn of the loop queued: statements and calls, commit waiters, afters."""
+
+    ops: list[Op]
+    waiters: list[asyncio.Future[None]]
+    afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]]
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
