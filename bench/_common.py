@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -18,6 +21,25 @@ def parser(description: str) -> argparse.ArgumentParser:
     args.add_argument("--json", action="store_true", help="print one JSON object of figures")
     args.add_argument("--runs", type=int, default=5, help="repetitions (median reported)")
     return args
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(enabled: bool) -> Iterator[None]:
+    """While measuring for `--json`, send what anything writes to standard output (helper
+    processes such as Ray's included, which inherit the descriptor) to standard error, so
+    that the JSON object is all the output holds."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def median(values: Sequence[float]) -> float:

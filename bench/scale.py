@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import parser, report
+from _common import parser, report, stdout_to_stderr
 
 from orchestrator_tui.core.models import IntentSpec, TaskSpec
 from orchestrator_tui.core.plan import Plan
@@ -85,7 +85,8 @@ def main() -> None:
     args.set_defaults(runs=1)
     opts = args.parse_args()
     use_pidfd_child_watcher()
-    with tempfile.TemporaryDirectory(prefix="orchestrator-bench-") as tmp:
+    with stdout_to_stderr(opts.json), \
+            tempfile.TemporaryDirectory(prefix="orchestrator-bench-") as tmp:
         folder = Path(tmp).resolve()
         os.chdir(folder)  # as a user runs `orchestrator run` inside the workspace
         local = min(asyncio.run(run_once(opts.tasks, opts.parallel, folder, None))
