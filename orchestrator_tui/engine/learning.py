@@ -80,9 +80,8 @@ async def load_predictor(conn: aiosqlite.Connection,
     (the fit runs in a thread: the loop goes on meanwhile)."""
     samples = [Sample(row.kind, row.seconds, run=row.session_id,
                       task=task_key(row.intent, row.task_id))
-               for row in await history.attempt_samples(conn)
-               if row.outcome == "succeeded"
-               and (before is None or row.started_at + row.seconds <= before)]
+               for row in await history.attempt_samples(conn, before)
+               if row.outcome == "succeeded"]
     return await asyncio.to_thread(fit, samples), len(samples)
 
 

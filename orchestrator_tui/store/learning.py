@@ -38,9 +38,11 @@ class TaskOutcome:
     finished_at: float | None
 
 
-async def attempt_samples(conn: aiosqlite.Connection) -> list[AttemptSample]:
-    """Every ended attempt of a finished task, oldest end first."""
+async def attempt_samples(conn: aiosqlite.Connection,
+                          before: float | None = None) -> list[AttemptSample]:
+    """Every ended attempt of a finished task (that ended by `before`), oldest end first."""
     marks = ", ".join("?" * len(FINISHED_TASK_STATES))
+    until = "" if before is None else " AND a.finished_at <= ?"
     async with conn.execute(
         "SELECT coalesce(t.agent, t.kind), a.finished_at - a.started_at, a.outcome, "
         "a.started_at, a.session_id, a.task_id, "
@@ -48,8 +50,9 @@ async def attempt_samples(conn: aiosqlite.Connection) -> list[AttemptSample]:
         "ELSE coalesce(a.tokens_in, 0) + coalesce(a.tokens_out, 0) END, a.cost_usd, s.intent "
         "FROM attempts a JOIN tasks t ON t.session_id = a.session_id AND t.id = a.task_id "
         "JOIN sessions s ON s.id = a.session_id "
-        f"WHERE a.finished_at IS NOT NULL AND t.state IN ({marks}) "
-        "ORDER BY a.finished_at, a.id", FINISHED_TASK_STATES) as cursor:
+        f"WHERE a.finished_at IS NOT NULL AND t.state IN ({marks}){until} "
+        "ORDER BY a.finished_at, a.id",
+        (*FINISHED_TASK_STATES, *(() if before is None else (before,)))) as cursor:
         rows = await cursor.fetchall()
     return [AttemptSample(str(kind), max(0.0, float(took)), outcome, float(start), str(sid),
                           str(tid), tokens, cost, str(intent))
