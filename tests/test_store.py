@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,22 @@ async def test_version_1_database_keeps_its_rows_when_upgraded(tmp_path: Path) -
         assert raw.execute("SELECT task_id, tokens_in, cost_usd FROM attempts").fetchall() \
             == [("t", None, None)]
         assert raw.execute("SELECT count(*) FROM checkpoints").fetchone() == (0,)
+
+
+def test_a_loop_that_ends_without_closing_the_writer_leaves_no_traceback(
+        tmp_path: Path) -> None:
+    """The writer's thread may still hold a batch when the loop is gone: it stops quietly."""
+    code = (
+        "import asyncio, time\n"
+        "from pathlib import Path\n"
+        "from orchestrator_tui.store.writer import Writer\n"
+        "async def main():\n"
+        f"    writer = Writer(Path({str(tmp_path / 'x.db')!r}))\n"
+        "    await writer.start()\n"
+        "    writer.then(lambda: time.sleep(0.5))  # still in the thread when the loop ends\n"
+        "asyncio.run(main())\n"
+        "time.sleep(1)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

@@ -199,17 +199,27 @@ class Writer:
 
     def _serve(self, opened: asyncio.Future[None]) -> None:
         """The writer's thread: open the connection, then write batch after batch, each
-        answered on the loop, until told to stop; then close the connection."""
+        answered on the loop, until told to stop (or the loop is gone); then close the
+        connection."""
         loop = self._loop
         assert loop is not None
+
+        def answer(callback: Callable[..., None], *args: Any) -> bool:
+            try:
+                loop.call_soon_threadsafe(callback, *args)
+            except RuntimeError:  # the loop was closed without closing the writer
+                return False
+            return True
+
         try:
             self._open()
         except BaseException as error:
             self._thread = None
-            loop.call_soon_threadsafe(_settle, opened, error)
+            answer(_settle, opened, error)
             return
-        loop.call_soon_threadsafe(_settle, opened, None)
         try:
+            if not answer(_settle, opened, None):
+                return
             while (batch := self._queue.get()) is not None:
                 try:
                     outcomes = self._write(batch.ops, batch.afters) \
@@ -217,9 +227,11 @@ class Writer:
                 except Exception as error:  # the batch is lost: tell everyone who waits
                     failure = describe(error, self._path) \
                         if isinstance(error, sqlite3.Error) else error
-                    loop.call_soon_threadsafe(self._fail, batch, failure)
+                    if not answer(self._fail, batch, failure):
+                        return
                     continue
-                loop.call_soon_threadsafe(self._deliver, batch, outcomes)
+                if not answer(self._deliver, batch, outcomes):
+                    return
         finally:
             if self._conn is not None:
                 conn, self._conn = self._conn, None
