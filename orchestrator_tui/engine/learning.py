@@ -9,6 +9,7 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,15 @@ async def load_predictor(conn: aiosqlite.Connection,
                          before: float | None = None) -> tuple[Predictor, int]:
     """The predictor fitted on successful attempts (ended before `before`), and their count
     (the fit runs in a thread: the loop goes on meanwhile)."""
+    return await _fitted(await history.attempt_samples(conn, before))
+
+
+async def _fitted(rows: Iterable[history.AttemptSample]) -> tuple[Predictor, int]:
+    """The predictor fitted (in a thread) on the successful attempts of `rows`, and their
+    count."""
     samples = [Sample(row.kind, row.seconds, run=row.session_id,
                       task=task_key(row.intent, row.task_id))
-               for row in await history.attempt_samples(conn, before)
-               if row.outcome == "succeeded"]
+               for row in rows if row.outcome == "succeeded"]
     return await asyncio.to_thread(fit, samples), len(samples)
 
 
@@ -163,6 +169,7 @@ async def past_predictions(conn: aiosqlite.Connection, count: int = 10) -> list[
     """For the newest `count` finished sessions, the forecast made only from history recorded
     before each started, against its real duration (sessions without such history left out)."""
     found = []
+    attempts = await history.attempt_samples(conn)  # read once, cut per session below
     for session in await queries.list_sessions(conn, limit=200):
         if session.finished_at is None or session.state not in ("COMPLETED", "FAILED"):
             continue
@@ -170,7 +177,11 @@ async def past_predictions(conn: aiosqlite.Connection, count: int = 10) -> list[
             plan = Plan.from_dict(json.loads(session.plan))
         except (OrchestratorError, ValueError, TypeError, KeyError):
             continue
-        predictor, samples = await load_predictor(conn, before=session.created_at)
+        earlier = [row for row in attempts
+                   if row.started_at + row.seconds <= session.created_at]
+        if not earlier:
+            continue
+        predictor, samples = await _fitted(earlier)
         result = forecast(plan, predictor, samples, {}, session.parallel_limit)
         if result.eta is None or result.eta_low is None or result.eta_high is None:
             continue
