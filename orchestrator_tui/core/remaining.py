@@ -103,8 +103,9 @@ class LiveRemaining:
         """As `remaining_time`, at `now` (seconds on any steady clock); between replays the
         last figures count down. A replay that took long spaces the next ones out, so that
         replays never take more than `BUDGET` of the time."""
-        if self._last is not None and now - self._at < self._wait:
-            return self._last.later(now - self._at)
+        counted = self.counted_down(now)
+        if counted is not None:
+            return counted
         unfinished = _unfinished(self.plan, self._subtasks, finished, running)
         tasks_key = (tuple(unfinished), frozenset(running))
         if tasks_key != self._tasks_key:
@@ -114,6 +115,13 @@ class LiveRemaining:
                                parallel_limit, self.coverage, self.floor, self._rest_of)
         self._at, self._wait = now, max(self.every, (time.perf_counter() - began) / BUDGET)
         return self._last
+
+    def counted_down(self, now: float) -> Remaining | None:
+        """The last figures counted down to `now`, while no replay is due (else None): what
+        `estimate` returns then, without the caller gathering the tasks' states."""
+        if self._last is not None and now - self._at < self._wait:
+            return self._last.later(now - self._at)
+        return None
 
     def _rest_of(self, unfinished: list[str], running: Collection[str]) -> Plan:
         if self._rest is None:

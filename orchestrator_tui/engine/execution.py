@@ -160,6 +160,9 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
         """The predicted time left now (None: no data yet)."""
         if self.remaining is None:
             return None
+        counted = self.remaining.counted_down(now)
+        if counted is not None:
+            return counted
         finished = {tid for tid, state in self.states.items() if state in DONE_TASK_STATES}
         running = {tid: now - att.started_at for tid, att in self._running.items()}
         return self.remaining.estimate(finished, running, self.parallel_limit, now)
