@@ -87,15 +87,14 @@ class ExitWatcher:
         self._epoll: select.epoll | None = None
         self._children: dict[int, tuple[Process, asyncio.Future[int]]] = {}
         self._idle: asyncio.TimerHandle | None = None
+        """The one timer that closes an idle set; it is not moved at every child."""
+        self._empty_since = 0.0
 
     def add(self, pidfd: int, proc: Process, exited: asyncio.Future[int]) -> None:
         """Resolve `exited` with the exit code once `pidfd` says the process has ended."""
         if self._epoll is None:
             self._epoll = select.epoll()
             self._loop.add_reader(self._epoll.fileno(), self._reap)
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
         self._children[pidfd] = (proc, exited)
         self._epoll.register(pidfd, select.EPOLLIN)
 
@@ -109,12 +108,18 @@ class ExitWatcher:
             os.close(pidfd)
             if not exited.done():
                 exited.set_result(proc.wait())
-        if not self._children and self._idle is None:
-            self._idle = self._loop.call_later(self.IDLE_SECONDS, self._close_if_idle)
+        if not self._children:
+            self._empty_since = self._loop.time()
+            if self._idle is None:
+                self._idle = self._loop.call_later(self.IDLE_SECONDS, self._close_if_idle)
 
     def _close_if_idle(self) -> None:
         self._idle = None
         if self._children or self._epoll is None:
+            return  # busy again: the next time the set empties arms the timer anew
+        left = self._empty_since + self.IDLE_SECONDS - self._loop.time()
+        if left > 0:  # it emptied again since the timer was set
+            self._idle = self._loop.call_later(left, self._close_if_idle)
             return
         self._loop.remove_reader(self._epoll.fileno())
         self._epoll.close()
