@@ -100,6 +100,16 @@ def test_interval_holds_its_point_and_leans_toward_a_drift() -> None:
     assert estimate.high / estimate.point > estimate.point / estimate.low  # upward drift
 
 
+def test_both_sides_of_an_interval_reach_past_its_point() -> None:
+    """Runs that only ever got slower still leave room for one that is a little faster."""
+    history = [Sample("build", 10.0 * 1.1 ** run * (1 + 0.01 * i), run=run)
+               for run in range(8) for i in range(10)]
+    estimate = fit(history).predict("build")
+    assert estimate is not None
+    assert estimate.low < 0.97 * estimate.point
+    assert estimate.high / estimate.point > estimate.point / estimate.low
+
+
 def test_a_size_line_never_predicts_beyond_what_the_kind_has_shown() -> None:
     samples = [Sample("fit", seconds, size) for seconds, size in
                [(1.0, 1e3), (2.0, 2e3), (4.0, 4e3), (8.0, 8e3)] * 4]

@@ -12,8 +12,9 @@ predicting each of the newest runs from the runs before it (rolling origin).
   the kind has shown, and a kind with few samples is shrunk toward the global median, so an
   estimate moves steadily as history accumulates.
 - Interval: split conformal on those rolling-origin residuals, by their signed quantiles, so
-  a kind that has drifted to one side gets an interval leaning that way; it always contains
-  its point. A kind with residuals from too few runs uses the residuals of all kinds pooled.
+  a kind that has drifted to one side gets an interval leaning that way; each side still
+  reaches some way past its point. A kind with residuals from too few runs uses the
+  residuals of all kinds pooled.
   Residuals count one each, not one per run: when runs differ far more than the samples within
   a run, a history of few runs gives intervals that cover less than they say.
 
@@ -50,6 +51,10 @@ MIN_OWN_RUNS = 3
 MIN_SIZE_RATIO = 1.05
 """The largest input a kind has seen must be this many times its smallest for a line: sizes
 that barely differ give wild slopes."""
+MIN_SIDE = 0.3
+"""The least share of the symmetric bound each side of an interval reaches. Residuals of a
+few runs can all fall on one side (the runs drifted one way); a bound resting on the point
+would then miss any run that drifts back, however slightly."""
 MAX_PAIRS_POINTS = 150
 """Theil-Sen uses at most this many evenly spread points (its cost is quadratic)."""
 
@@ -322,12 +327,15 @@ def _error(residuals: Sequence[_Residual]) -> float:
 
 def _bounds(residuals: Sequence[_Residual], coverage: float) -> tuple[float, float]:
     """Split-conformal bounds: the signed residual ranks leaving (1 - coverage) / 2 of new
-    cases on each side, widened if needed to contain 0 (the point itself)."""
+    cases on each side, each side reaching at least `MIN_SIDE` of the symmetric bound (the
+    `coverage` rank of the absolute residuals) away from the point."""
     ordered = sorted(value for value, _ in residuals)
     n = len(ordered)
     low = ordered[max(0, math.floor((n + 1) * (1 - coverage) / 2) - 1)]
     high = ordered[min(n - 1, math.ceil((n + 1) * (1 + coverage) / 2) - 1)]
-    return min(low, 0.0), max(high, 0.0)
+    sizes = sorted(abs(value) for value in ordered)
+    reach = MIN_SIDE * sizes[min(n - 1, math.ceil((n + 1) * coverage) - 1)]
+    return min(low, -reach), max(high, reach)
 
 
 def _log_seconds(seconds: float) -> float:
