@@ -10,11 +10,14 @@ WfFormat; see `core.wfformat`) and reports:
   Graham's bound (must be 0), and the median parallel efficiency W/(P*M); the same in
   levels mode (one level at a time, `orchestrator run --mode levels`).
 - prediction, per family with at least 4 instances: `core.predict` trained on the tasks of at
-  least 1 s of the smaller half (by task count), scored on the same population of the larger
-  half: median absolute percentage error, coverage of the 80% interval, mean interval width
-  (s) and mean interval score (s; width plus 2/alpha times any miss). Sub-second runs (27%
-  of all, some of 0 s) are left out of training too: in log space they would drag each
-  kind's model toward a population that is never scored.
+  least 1 s of the smaller half (by task count), each with its input size and its instance's
+  count of tasks of its kind (as the engine gives its plan's), scored on the same population
+  of the larger half: median absolute percentage error, coverage of the 80% interval, mean
+  interval width (s), mean interval score (s; width plus 2/alpha times any miss), and the
+  share of tasks whose kind was seen in training (nextflow's instances are different
+  pipelines: most of its kinds are new and back off to all kinds). Sub-second runs (27% of
+  all, some of 0 s) are left out of training too: in log space they would drag each kind's
+  model toward a population that is never scored.
 - learning pays: on those larger halves, at P=4 and P=16, the schedule ordered by durations
   predicted from all tasks of the smaller half (short ones included: the order needs them)
   and run with the true ones, against the same policy knowing the true durations (the
@@ -32,7 +35,7 @@ import json
 import math
 import statistics
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -130,26 +133,37 @@ def split(instances: list[TraceInstance]) -> tuple[list[TraceInstance], list[Tra
 def train(instances: list[TraceInstance], shortest: float = 0.0) -> Predictor:
     """A predictor fed the instances' tasks of at least `shortest` s, smallest instance first,
     each instance one run."""
-    return fit((Sample(task.kind, task.runtime, task.input_bytes, run=number)
-                for number, instance in enumerate(instances) for task in instance.tasks
+    return fit((Sample(task.kind, task.runtime, task.input_bytes, run=number,
+                       count=counts[task.kind])
+                for number, instance in enumerate(instances)
+                for counts in [kind_counts(instance)] for task in instance.tasks
                 if task.runtime >= shortest), COVERAGE)
 
 
+def kind_counts(instance: TraceInstance) -> Counter[str]:
+    """How many tasks of each kind the instance has."""
+    return Counter(task.kind for task in instance.tasks)
+
+
 def score(predictor: Predictor, instances: list[TraceInstance]) -> dict[str, float]:
-    """MdAPE, coverage, mean width and mean interval score on tasks of at least 1 s."""
+    """MdAPE, coverage, mean width and mean interval score on tasks of at least 1 s, and the
+    share of those whose kind had history of its own (the rest back off to all kinds)."""
     errors: list[float] = []
+    known = 0
     covered: list[bool] = []
     widths: list[float] = []
     scores: list[float] = []
     penalty = 2 / (1 - COVERAGE)
     for instance in instances:
+        counts = kind_counts(instance)
         for task in instance.tasks:
             if task.runtime < MIN_SECONDS:
                 continue
-            estimate = predictor.predict(task.kind, task.input_bytes)
+            estimate = predictor.predict(task.kind, task.input_bytes, count=counts[task.kind])
             if estimate is None:
                 continue
             truth = task.runtime
+            known += estimate.basis != "global"
             errors.append(abs(estimate.point - truth) / truth)
             covered.append(estimate.low <= truth <= estimate.high)
             width = estimate.high - estimate.low
@@ -158,20 +172,22 @@ def score(predictor: Predictor, instances: list[TraceInstance]) -> dict[str, flo
                                              + max(0.0, truth - estimate.high)))
     if not errors:
         return {"mdape": math.nan, "coverage80": math.nan, "width": math.nan,
-                "interval_score": math.nan}
+                "interval_score": math.nan, "known_kinds": math.nan}
     return {
         "mdape": round(statistics.median(errors), 4),
         "coverage80": round(sum(covered) / len(covered), 4),
         "width": round(statistics.fmean(widths), 3),
         "interval_score": round(statistics.fmean(scores), 3),
+        "known_kinds": round(known / len(errors), 4),
     }
 
 
 def predicted_durations(predictor: Predictor, instance: TraceInstance) -> dict[str, float]:
     """Predicted seconds per task (tasks without any estimate are left to the default)."""
     result: dict[str, float] = {}
+    counts = kind_counts(instance)
     for task in instance.tasks:
-        estimate = predictor.predict(task.kind, task.input_bytes)
+        estimate = predictor.predict(task.kind, task.input_bytes, count=counts[task.kind])
         if estimate is not None:
             result[task.id] = estimate.point
     return result
@@ -229,11 +245,13 @@ def show(figures: dict[str, Any], per_family: dict[str, dict[int, float]],
     console.print(table)
     table = Table(title="Prediction (train on smaller half, score larger half, tasks >= 1 s)",
                   title_justify="left")
-    for column in ("family", "MdAPE", "coverage 80%", "mean width s", "interval score s"):
+    for column in ("family", "MdAPE", "coverage 80%", "mean width s", "interval score s",
+                   "kind known"):
         table.add_column(column, justify="left" if column == "family" else "right")
     for family, row in figures["prediction"].items():
         table.add_row(family, *(str(row[key]) for key in
-                                ("mdape", "coverage80", "width", "interval_score")))
+                                ("mdape", "coverage80", "width", "interval_score",
+                                 "known_kinds")))
     console.print(table)
     table = Table(title="Learning pays (geometric mean makespan / oracle)", title_justify="left")
     table.add_column("order")

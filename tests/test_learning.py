@@ -142,6 +142,26 @@ def test_predictions_improve_as_a_stable_agent_gets_more_history(tmp_path: Path)
     assert errors[-1] < errors[0]
 
 
+def fan_plan(width: int) -> Plan:
+    tasks = "".join(f"      - {{id: t{i}, agent: fan}}\n" for i in range(width))
+    return build_plan(parse_workflow(f"intents:\n  fan:\n    tasks:\n{tasks}",
+                                     source="wf.yaml"), "fan")
+
+
+def test_predictions_follow_how_many_tasks_of_an_agent_a_plan_has(tmp_path: Path) -> None:
+    """Each task of `fan` takes 2 s per task of `fan` in its session (they share a disk)."""
+    history = History(tmp_path / "state.db")
+    for width in [2, 4, 8, 16] * 2:
+        history.session("fan", [(f"t{i}", "fan", 2.0 * width, "succeeded")
+                                for i in range(width)], plan=fan_plan(width))
+    for width in (4, 16):
+        result = read(tmp_path / "state.db",
+                      lambda conn, width=width: predict_plan(conn, fan_plan(width), 4))
+        assert all(task.estimate is not None
+                   and task.estimate.point == pytest.approx(2.0 * width, rel=0.1)
+                   for task in result.tasks)
+
+
 def test_past_predictions_use_only_earlier_history(tmp_path: Path) -> None:
     history = History(tmp_path / "state.db")
     tasks = [("a", "alpha", 10.0, "succeeded"), ("b", "beta", 20.0, "succeeded"),

@@ -110,6 +110,29 @@ def test_both_sides_of_an_interval_reach_past_its_point() -> None:
     assert estimate.high / estimate.point > estimate.point / estimate.low
 
 
+def test_runs_with_more_tasks_of_a_kind_predict_by_their_count() -> None:
+    """A kind whose tasks run longer in larger runs (say, sharing a disk) follows its count."""
+    rng = random.Random(3)
+    counts = [4, 8, 16, 32, 6, 12, 24, 48]
+    history = [Sample("align", 0.5 * count * math.exp(rng.gauss(0, 0.05)), run=run, count=count)
+               for run, count in enumerate(counts) for _ in range(count)]
+    predictor = fit(history)
+    small, large = predictor.predict("align", count=8), predictor.predict("align", count=32)
+    assert small is not None and large is not None
+    assert small.point == pytest.approx(4.0, rel=0.2)
+    assert large.point == pytest.approx(16.0, rel=0.2)
+
+
+def test_a_count_without_a_trend_changes_nothing() -> None:
+    rng = random.Random(4)
+    history = [Sample("lint", 10.0 * math.exp(rng.gauss(0, 0.2)), run=run, count=count)
+               for run, count in enumerate([3, 30, 5, 50, 4, 40, 6, 60]) for _ in range(10)]
+    predictor = fit(history)
+    few, many = predictor.predict("lint", count=3), predictor.predict("lint", count=60)
+    assert few is not None and many is not None
+    assert few.point == many.point == pytest.approx(10.0, rel=0.15)
+
+
 def test_a_size_line_never_predicts_beyond_what_the_kind_has_shown() -> None:
     samples = [Sample("fit", seconds, size) for seconds, size in
                [(1.0, 1e3), (2.0, 2e3), (4.0, 4e3), (8.0, 8e3)] * 4]

@@ -5,12 +5,15 @@ kind has no history. History comes in runs (sessions, or trace instances): sampl
 share its machine and its inputs, so the predictor is judged the way it is used, by
 predicting each of the newest runs from the runs before it (rolling origin).
 
-- Point: four forms compete per kind: the median log duration, and a robust (Theil-Sen) line
-  of log duration on log input size, each either over all runs alike or with recent runs
-  weighing more (a half-life of `HALF_LIFE` runs, for kinds whose level drifts). The form
-  with the smallest rolling-origin error is kept. A line never predicts beyond the durations
-  the kind has shown, and a kind with few samples is shrunk toward the global median, so an
-  estimate moves steadily as history accumulates.
+- Point: forms compete per kind: the median log duration; a robust (Theil-Sen) line of log
+  duration on log input size; a line on the log of the run's count (how many tasks of the
+  kind the run has: larger runs of a workflow often run each task longer or shorter); and
+  both lines together. Each is fitted over all runs alike and with recent runs weighing more
+  (a half-life of `HALF_LIFE` runs, for kinds whose level drifts). The form with the smallest
+  rolling-origin error is kept, except that a form using the count must beat the best form
+  without it by `COUNT_MARGIN`: a count trend over a few runs is easily chance. A line never
+  predicts beyond the durations the kind has shown, and a kind with few samples is shrunk
+  toward the global median, so an estimate moves steadily as history accumulates.
 - Interval: split conformal on those rolling-origin residuals, by their signed quantiles, so
   a kind that has drifted to one side gets an interval leaning that way; each side still
   reaches some way past its point. A kind with residuals from too few runs uses the
@@ -25,10 +28,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from orchestrator_tui.core.plan import Plan
@@ -55,6 +58,11 @@ MIN_SIDE = 0.3
 """The least share of the symmetric bound each side of an interval reaches. Residuals of a
 few runs can all fall on one side (the runs drifted one way); a bound resting on the point
 would then miss any run that drifts back, however slightly."""
+MIN_COUNT_RUNS = 3
+"""Runs with a count a kind needs before a count line is considered."""
+COUNT_MARGIN = 0.06
+"""How much smaller (as a share) the rolling-origin error of a form using the count must be
+than that of the best form without it, for the count form to be kept."""
 MAX_PAIRS_POINTS = 150
 """Theil-Sen uses at most this many evenly spread points (its cost is quadratic)."""
 
@@ -62,14 +70,16 @@ MAX_PAIRS_POINTS = 150
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One recorded duration: the task's kind (its agent or program), its seconds, its input
-    size if known, the run (session) it belongs to, and which task it was, if known (for
-    example `intent/task id`, the finest history there is)."""
+    size if known, the run (session) it belongs to, which task it was, if known (for example
+    `intent/task id`, the finest history there is), and the count: how many tasks of its kind
+    its run had, if known."""
 
     kind: str
     seconds: float
     size: float | None = None
     run: Hashable | None = None
     task: str | None = None
+    count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +97,24 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class _Model:
-    """log seconds = intercept + slope * log(1 + size), kept within [floor, ceiling]."""
+    """log seconds = intercept + slope * x_size + count_slope * x_count, kept within [floor,
+    ceiling], where x_size = log(1 + size) and x_count = log(count); a term whose feature is
+    unknown is left out."""
 
     intercept: float
     slope: float = 0.0
     floor: float = -math.inf
     ceiling: float = math.inf
+    count_slope: float = 0.0
 
-    def log_seconds(self, size: float | None) -> float:
-        if self.slope == 0.0 or size is None:
-            return self.intercept
-        return min(self.ceiling, max(self.floor, self.intercept + self.slope * _log_size(size)))
+    def log_seconds(self, x_size: float | None, x_count: float | None) -> float:
+        """The prediction at a log size and a log count (either None: unknown)."""
+        value = self.intercept
+        if self.slope and x_size is not None:
+            value += self.slope * x_size
+        if self.count_slope and x_count is not None:
+            value += self.count_slope * x_count
+        return min(self.ceiling, max(self.floor, value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +124,22 @@ class _GroupFit:
     """Log residual bounds: the interval is [point * e**low, point * e**high]."""
     high: float
     n: int
-    median_size: float | None
+    median_x_size: float | None
+    """The median of the group's log sizes and log counts: what an unknown one is taken as."""
+    median_x_count: float | None
 
 
-_Row = tuple[float | None, float, int]
-"""A sample as fitted: (size, log seconds, run index)."""
+class _Row(NamedTuple):
+    """A sample as fitted."""
+
+    x_size: float | None
+    """Log of 1 + the input size."""
+    x_count: float | None
+    """Log of the run's count of tasks of the kind."""
+    y: float
+    """Log seconds."""
+    run: int
+    """Index of the run, in order of first appearance."""
 _Residual = tuple[float, int]
 """A log residual and the run it was measured on."""
 _Key = tuple[str, ...]
@@ -133,22 +161,25 @@ class Predictor:
         """The task kinds with history of their own."""
         return sorted(key[0] for key in self._groups if len(key) == 1)
 
-    def predict(self, kind: str, size: float | None = None,
-                task: str | None = None) -> Estimate | None:
-        """The estimate for `task` of `kind` with input `size` bytes, from the task's own
-        history, else its kind's, else all kinds'; None: no data yet."""
+    def predict(self, kind: str, size: float | None = None, task: str | None = None,
+                count: int | None = None) -> Estimate | None:
+        """The estimate for `task` of `kind` with input `size` bytes in a run of `count` tasks
+        of that kind, from the task's own history, else its kind's, else all kinds'; None: no
+        data yet. An unknown size or count is taken as the kind's median."""
         keys = [((kind, task), "task")] if task is not None else []
         for key, basis in [*keys, ((kind,), "kind")]:
             found = self._groups.get(key)
             if found is not None:
-                return _estimate(found, size, found.n, basis)
-        return None if self._global is None else _estimate(self._global, size, 0, "global")
+                return _estimate(found, size, count, found.n, basis)
+        return (None if self._global is None
+                else _estimate(self._global, size, count, 0, "global"))
 
 
-def _estimate(fit: _GroupFit, size: float | None, n: int, basis: str) -> Estimate:
-    if size is None and fit.model.slope:
-        size = fit.median_size
-    centre = fit.model.log_seconds(size)
+def _estimate(fit: _GroupFit, size: float | None, count: int | None, n: int,
+              basis: str) -> Estimate:
+    centre = fit.model.log_seconds(
+        fit.median_x_size if size is None else _log_size(size),
+        fit.median_x_count if count is None else _log_count(count))
     return Estimate(point=math.exp(centre), low=math.exp(centre + fit.low),
                     high=math.exp(centre + fit.high), n=n, basis=basis)
 
@@ -163,8 +194,15 @@ def task_estimates(plan: Plan, predictor: Predictor) -> dict[str, Estimate | Non
     """Each task's predicted duration: from its own history in its intent, else its kind's,
     else all kinds' (None: no data yet)."""
     intent = plan.intent.name
-    return {task_id: predictor.predict(task.kind, task=task_key(intent, task_id))
+    counts = kind_counts(plan)
+    return {task_id: predictor.predict(task.kind, task=task_key(intent, task_id),
+                                       count=counts[task.kind])
             for task_id, task in plan.tasks.items()}
+
+
+def kind_counts(plan: Plan) -> Counter[str]:
+    """How many tasks of each kind the plan has (the count its samples are recorded with)."""
+    return Counter(task.kind for task in plan.tasks.values())
 
 
 def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
@@ -178,21 +216,24 @@ def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
     groups = _rows_by_group(list(samples))
     if not groups:
         return Predictor({}, None, coverage)
-    runs = 1 + max(run for rows in groups.values() for _, _, run in rows)
+    runs = 1 + max(row.run for rows in groups.values() for row in rows)
     everything = [row for key, rows in groups.items() if len(key) == 1 for row in rows]
     residuals = _rolling_residuals(groups, runs)
     priors = _priors(groups)
     models: dict[_Key, tuple[_Model, list[_Residual]]] = {}
     for key, rows in groups.items():
         forms = _forms(rows, priors[key])
-        best = min(range(len(forms)), key=lambda i: (_error(residuals[key][i]), i)
-                   if forms[i] is not None else (math.inf, i))
+        errors = [_error(residuals[key][i]) if form is not None else math.inf
+                  for i, form in enumerate(forms)]
+        plain = min(_PLAIN, key=lambda i: (errors[i], i))
+        counted = min(_COUNTED, key=lambda i: (errors[i], i))
+        best = counted if errors[counted] < (1 - COUNT_MARGIN) * errors[plain] else plain
         model = forms[best]
         assert model is not None
         models[key] = model, residuals[key][best]
     prior = priors[()]
-    fallback = _GroupFit(_Model(prior), *_bounds([(y - prior, run) for _, y, run in everything],
-                                                 coverage), len(everything), None)
+    fallback = _GroupFit(_Model(prior), *_bounds([(row.y - prior, row.run) for row in everything],
+                                                 coverage), len(everything), None, None)
     pooled_residuals = [r for key, (_, own) in models.items() if len(key) == 1 for r in own]
     bounds: dict[_Key, tuple[float, float]] = {
         (): _bounds(pooled_residuals, coverage) if pooled_residuals
@@ -202,9 +243,11 @@ def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
         model, own = models[key]
         enough = len(own) >= MIN_OWN_RESIDUALS and len({run for _, run in own}) >= MIN_OWN_RUNS
         bounds[key] = _bounds(own, coverage) if enough else bounds[key[:-1]]
-        sizes = [size for size, _, _ in groups[key] if size is not None]
+        sizes = [row.x_size for row in groups[key] if row.x_size is not None]
+        counts = [row.x_count for row in groups[key] if row.x_count is not None]
         fitted[key] = _GroupFit(model, *bounds[key], len(groups[key]),
-                                statistics.median(sizes) if sizes else None)
+                                statistics.median(sizes) if sizes else None,
+                                statistics.median(counts) if counts else None)
     return Predictor(fitted, fallback, coverage)
 
 
@@ -223,7 +266,9 @@ def _rows_by_group(samples: Sequence[Sample]) -> dict[_Key, list[_Row]]:
         if key is None:
             key = ("unnamed run", seen_unnamed * PSEUDO_RUNS // unnamed)
             seen_unnamed += 1
-        row = (sample.size, _log_seconds(sample.seconds), runs.setdefault(key, len(runs)))
+        row = _Row(None if sample.size is None else _log_size(sample.size),
+                   None if sample.count is None else _log_count(sample.count),
+                   _log_seconds(sample.seconds), runs.setdefault(key, len(runs)))
         groups[(sample.kind,)].append(row)
         if sample.task is not None:
             groups[(sample.kind, sample.task)].append(row)
@@ -233,12 +278,12 @@ def _rows_by_group(samples: Sequence[Sample]) -> dict[_Key, list[_Row]]:
 def _priors(groups: dict[_Key, list[_Row]]) -> dict[_Key, float]:
     """What each group is shrunk toward: its parent's median log duration, itself shrunk the
     same way (a kind's toward all kinds', a task's toward its kind's), by one pseudo-sample."""
-    overall = [y for key, rows in groups.items() if len(key) == 1 for _, y, _ in rows]
+    overall = [row.y for key, rows in groups.items() if len(key) == 1 for row in rows]
     shrunk: dict[_Key, float] = {(): statistics.median(overall) if overall else 0.0}
     for key in sorted(groups, key=len):
         rows, parent = groups[key], shrunk.get(key[:-1], shrunk[()])
         n = len(rows)
-        shrunk[key] = (n * statistics.median(y for _, y, _ in rows) + parent) / (n + 1)
+        shrunk[key] = (n * statistics.median(row.y for row in rows) + parent) / (n + 1)
     return {key: shrunk.get(key[:-1], shrunk[()]) for key in groups} | {(): shrunk[()]}
 
 
@@ -246,9 +291,10 @@ def _rolling_residuals(groups: dict[_Key, list[_Row]], runs: int,
                        ) -> dict[_Key, list[list[_Residual]]]:
     """Per group and form: log residuals of each of the newest runs, predicted from the runs
     before it (for the groups that had some)."""
-    residuals: dict[_Key, list[list[_Residual]]] = defaultdict(lambda: [[], [], [], []])
+    residuals: dict[_Key, list[list[_Residual]]] = defaultdict(
+        lambda: [[] for _ in range(_FORMS)])
     for run in range(max(1, runs - CALIBRATION_RUNS), runs):
-        before = {key: [row for row in rows if row[2] < run] for key, rows in groups.items()}
+        before = {key: [row for row in rows if row.run < run] for key, rows in groups.items()}
         before = {key: rows for key, rows in before.items() if rows}
         if not before:
             continue
@@ -257,57 +303,98 @@ def _rolling_residuals(groups: dict[_Key, list[_Row]], runs: int,
             if key not in before:  # a group's first run says how new groups fare, not it
                 continue
             forms = _forms(before[key], priors[key])
-            for size, y, _ in (row for row in rows if row[2] == run):
+            for row in rows:
+                if row.run != run:
+                    continue
                 for index, form in enumerate(forms):
-                    model = form or forms[index - 1]
+                    model = form or forms[index - index % _PER_WEIGHTING]  # its median
                     assert model is not None
-                    residuals[key][index].append((y - model.log_seconds(size), run))
+                    residuals[key][index].append(
+                        (row.y - model.log_seconds(row.x_size, row.x_count), run))
     return residuals
 
 
+_PER_WEIGHTING = 4
+"""Forms per weighting: median, size line, count line, both lines (in this order)."""
+_FORMS = 2 * _PER_WEIGHTING
+_PLAIN = [i for i in range(_FORMS) if i % _PER_WEIGHTING < 2]
+_COUNTED = [i for i in range(_FORMS) if i % _PER_WEIGHTING >= 2]
+
+
 def _forms(rows: Sequence[_Row], prior: float) -> list[_Model | None]:
-    """The competing models of one group: median and line, each flat and recency-weighted
-    (None: a line the rows cannot support)."""
+    """The competing models of one group: median, size line, count line and both lines,
+    each flat and recency-weighted (None: a line the rows cannot support)."""
     if not rows:
-        return [_Model(prior), None, _Model(prior), None]
-    newest = max(run for _, _, run in rows)
+        return [_Model(prior)] + [None] * (_FORMS - 1)
+    newest = max(row.run for row in rows)
     flat = [1.0] * len(rows)
-    recent = [0.5 ** ((newest - run) / HALF_LIFE) for _, _, run in rows]
+    recent = [0.5 ** ((newest - row.run) / HALF_LIFE) for row in rows]
     slope = _slope(rows)
+    count_alone = _count_slope(rows, 0.0)
+    count_with = None if slope is None else _count_slope(rows, slope)
     forms: list[_Model | None] = []
     for weights in (flat, recent):
         forms.append(_median_model(rows, weights, prior))
-        forms.append(None if slope is None else _line(rows, weights, slope))
+        forms.append(None if slope is None else _line(rows, weights, slope, 0.0))
+        forms.append(None if count_alone is None else _line(rows, weights, 0.0, count_alone))
+        forms.append(None if slope is None or count_with is None
+                     else _line(rows, weights, slope, count_with))
     return forms
 
 
 def _median_model(rows: Sequence[_Row], weights: Sequence[float], prior: float) -> _Model:
     """The weighted median log duration, shrunk toward the prior by one pseudo-sample."""
     n = len(rows)
-    return _Model((n * _weighted_median([y for _, y, _ in rows], weights) + prior) / (n + 1))
+    return _Model((n * _weighted_median([row.y for row in rows], weights) + prior) / (n + 1))
 
 
 def _slope(rows: Sequence[_Row]) -> float | None:
     """Theil-Sen slope of log seconds on log size (None: too few sized rows, or sizes too
     alike)."""
-    points = sorted((_log_size(size), y) for size, y, _ in rows if size is not None)
+    points = sorted((row.x_size, row.y) for row in rows if row.x_size is not None)
     if (len(points) < MIN_LINE // 2 or len(rows) < MIN_LINE
             or points[-1][0] - points[0][0] < math.log(MIN_SIZE_RATIO)):
         return None
+    return _theil_sen(points)
+
+
+def _count_slope(rows: Sequence[_Row], slope: float) -> float | None:
+    """Theil-Sen slope, over runs, of each run's median log seconds less the size term, on the
+    log of the run's count (None: too few runs with a count, or counts too alike)."""
+    by_run: dict[int, list[float]] = defaultdict(list)
+    counts: dict[int, float] = {}
+    for row in rows:
+        if row.x_count is None:
+            continue
+        counts[row.run] = row.x_count
+        by_run[row.run].append(row.y if row.x_size is None else row.y - slope * row.x_size)
+    points = sorted((counts[run], statistics.median(ys)) for run, ys in by_run.items())
+    if len(points) < MIN_COUNT_RUNS or points[-1][0] - points[0][0] < math.log(MIN_SIZE_RATIO):
+        return None
+    return _theil_sen(points)
+
+
+def _theil_sen(points: Sequence[tuple[float, float]]) -> float | None:
+    """The median slope over pairs of points (at most `MAX_PAIRS_POINTS` of them)."""
     spread = points[::max(1, len(points) // MAX_PAIRS_POINTS)]
     slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(spread)
               for x2, y2 in spread[i + 1:] if x2 - x1 > 1e-9]
     return statistics.median(slopes) if slopes else None
 
 
-def _line(rows: Sequence[_Row], weights: Sequence[float], slope: float) -> _Model:
-    """The line through the weighted median intercept, within the kind's observed range."""
-    sized = [(size, y, w) for (size, y, _), w in zip(rows, weights, strict=True)
-             if size is not None]
-    intercept = _weighted_median([y - slope * _log_size(size) for size, y, _ in sized],
-                                 [w for _, _, w in sized])
-    logs = [y for _, y, _ in rows]
-    return _Model(intercept, slope, min(logs), max(logs))
+def _line(rows: Sequence[_Row], weights: Sequence[float], slope: float,
+          count_slope: float) -> _Model | None:
+    """The line of these slopes through the weighted median intercept, within the group's
+    observed durations (None: no row has every feature the line uses)."""
+    fitted = [(row.y - slope * (row.x_size or 0.0) - count_slope * (row.x_count or 0.0), weight)
+              for row, weight in zip(rows, weights, strict=True)
+              if (row.x_size is not None or not slope)
+              and (row.x_count is not None or not count_slope)]
+    if not fitted:
+        return None
+    intercept = _weighted_median([y for y, _ in fitted], [w for _, w in fitted])
+    logs = [row.y for row in rows]
+    return _Model(intercept, slope, min(logs), max(logs), count_slope)
 
 
 def _weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
@@ -344,3 +431,7 @@ def _log_seconds(seconds: float) -> float:
 
 def _log_size(size: float) -> float:
     return math.log1p(size)
+
+
+def _log_count(count: int) -> float:
+    return math.log(max(count, 1))

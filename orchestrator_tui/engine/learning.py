@@ -86,7 +86,7 @@ async def _fitted(rows: Iterable[history.AttemptSample]) -> tuple[Predictor, int
     """The predictor fitted (in a thread) on the successful attempts of `rows`, and their
     count."""
     samples = [Sample(row.kind, row.seconds, run=row.session_id,
-                      task=task_key(row.intent, row.task_id))
+                      task=task_key(row.intent, row.task_id), count=row.kind_count)
                for row in rows if row.outcome == "succeeded"]
     return await asyncio.to_thread(fit, samples), len(samples)
 

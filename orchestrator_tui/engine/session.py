@@ -17,7 +17,7 @@ import aiosqlite
 from orchestrator_tui.core.errors import StoreError
 from orchestrator_tui.core.models import TaskSpec
 from orchestrator_tui.core.plan import Plan
-from orchestrator_tui.core.predict import Predictor, task_estimates, task_key
+from orchestrator_tui.core.predict import Predictor, kind_counts, task_estimates, task_key
 from orchestrator_tui.core.recovery_policy import uses_history
 from orchestrator_tui.core.refine import refine
 from orchestrator_tui.core.remaining import LiveRemaining
@@ -218,9 +218,11 @@ class Engine:
         if effective(execution.jobs.settings, "learned_timeouts") == "off":
             return
         rule, intent = self.timeout_rule, execution.plan.intent.name
+        counts = kind_counts(execution.plan)
 
         def learned_timeout(task: TaskSpec) -> Timeout | None:
-            return rule.seed(predictor.predict(task.kind, task=task_key(intent, task.id)))
+            return rule.seed(predictor.predict(task.kind, task=task_key(intent, task.id),
+                                               count=counts[task.kind]))
 
         execution.jobs.learned_timeout = learned_timeout
 

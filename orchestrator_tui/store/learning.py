@@ -24,6 +24,8 @@ class AttemptSample:
     tokens: int | None
     cost_usd: float | None
     intent: str
+    kind_count: int
+    """How many tasks of its kind (as planned) its session had."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +46,22 @@ async def attempt_samples(conn: aiosqlite.Connection,
     marks = ", ".join("?" * len(FINISHED_TASK_STATES))
     until = "" if before is None else " AND a.finished_at <= ?"
     async with conn.execute(
+        "WITH counts AS (SELECT session_id, kind, count(*) AS n FROM tasks "
+        "GROUP BY session_id, kind) "
         "SELECT coalesce(t.agent, t.kind), a.finished_at - a.started_at, a.outcome, "
         "a.started_at, a.session_id, a.task_id, "
         "CASE WHEN a.tokens_in IS NULL AND a.tokens_out IS NULL THEN NULL "
-        "ELSE coalesce(a.tokens_in, 0) + coalesce(a.tokens_out, 0) END, a.cost_usd, s.intent "
-        "FROM attempts a JOIN tasks t ON t.session_id = a.session_id AND t.id = a.task_id "
+        "ELSE coalesce(a.tokens_in, 0) + coalesce(a.tokens_out, 0) END, a.cost_usd, s.intent, "
+        "c.n FROM attempts a JOIN tasks t ON t.session_id = a.session_id AND t.id = a.task_id "
         "JOIN sessions s ON s.id = a.session_id "
+        "JOIN counts c ON c.session_id = t.session_id AND c.kind = t.kind "
         f"WHERE a.finished_at IS NOT NULL AND t.state IN ({marks}){until} "
         "ORDER BY a.finished_at, a.id",
         (*FINISHED_TASK_STATES, *(() if before is None else (before,)))) as cursor:
         rows = await cursor.fetchall()
     return [AttemptSample(str(kind), max(0.0, float(took)), outcome, float(start), str(sid),
-                          str(tid), tokens, cost, str(intent))
-            for kind, took, outcome, start, sid, tid, tokens, cost, intent in rows]
+                          str(tid), tokens, cost, str(intent), int(count))
+            for kind, took, outcome, start, sid, tid, tokens, cost, intent, count in rows]
 
 
 async def task_outcomes(conn: aiosqlite.Connection) -> list[TaskOutcome]:
