@@ -122,16 +122,18 @@ def test_each_cli_runs_an_agent_end_to_end(cli: Run, workspace: Path, tmp_path: 
     result, tokens_in, tokens_out, cost, turns = EXPECTED[cli_name]
     assert (task["state"], task["result"]) == ("succeeded", result)
     db = workspace / ".orchestrator" / "state.db"
-    row = rows(db, "SELECT runner, agent_session, tokens_in, tokens_out, cost_usd, turns "
-                   "FROM attempts")[0]
+    row = rows(db, "SELECT runner, agent_session, tokens_in, tokens_out, cost_usd, turns, "
+                   "input_bytes FROM attempts")[0]
     assert row[0] == cli_name and row[1]
-    assert row[2:] == (tokens_in, tokens_out, cost, turns)
+    assert row[2:6] == (tokens_in, tokens_out, cost, turns)
     [call] = calls(log)
     assert Path(str(call["cwd"])).resolve() == workspace.resolve() and call["task"] == "r1"
     argv = call["argv"]
     assert isinstance(argv, list)
     prompt = argv[argv.index("-p") + 1] if cli_name != "codex" else argv[-1]
     assert "r1" in prompt and "review" in prompt and "Reviews code" in prompt
+    task_prompt = prompt.rsplit("\n\n---\n\n", 1)[-1]  # after the agent's own instructions
+    assert row[6] == len(task_prompt.encode())  # what learning takes as the input size
     if cli_name == "claude":
         assert argv[argv.index("--append-system-prompt") + 1] == BODY
         assert argv[argv.index("--allowedTools") + 1] == "Read,Grep"

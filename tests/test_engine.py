@@ -4,6 +4,7 @@ pause, resume and abort, and a complete history."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 import sys
 import time
@@ -64,6 +65,8 @@ async def test_dependencies_run_in_order_and_history_is_complete(
     assert session == ["IDLE", "PLANNING", "EXECUTING", "COMPLETED"]
     assert rows(db, "SELECT state FROM sessions") == [("COMPLETED",)]
     assert rows(db, "SELECT count(*) FROM attempts WHERE outcome = 'succeeded'") == [(4,)]
+    [(stored, digest)] = rows(db, "SELECT plan, plan_hash FROM sessions")
+    assert digest == hashlib.sha256(str(stored).encode()).hexdigest()
 
 
 async def test_a_failure_skips_dependents_and_fails_the_session(

@@ -141,8 +141,8 @@ async def test_version_1_database_keeps_its_rows_when_upgraded(tmp_path: Path) -
     await conn.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-        assert raw.execute("SELECT task_id, tokens_in, cost_usd FROM attempts").fetchall() \
-            == [("t", None, None)]
+        assert raw.execute("SELECT task_id, tokens_in, cost_usd, input_bytes FROM attempts"
+                           ).fetchall() == [("t", None, None, None)]
         assert raw.execute("SELECT count(*) FROM checkpoints").fetchone() == (0,)
 
 

@@ -112,7 +112,7 @@ def _files_fingerprint(workspace: Path) -> str:
 
 async def problem_key(plan: Plan, workspace: Path) -> ProblemKey:
     """The problem hash of running `plan` in `workspace` now."""
-    plan_digest = hashlib.sha256(records.to_json(plan.to_dict()).encode()).hexdigest()
+    plan_digest = records.plan_hash(records.to_json(plan.to_dict()))
     fingerprint = await asyncio.to_thread(workspace_fingerprint, workspace)
     whole = hashlib.sha256(f"{plan.intent.name}\0{plan_digest}\0{fingerprint}".encode())
     return ProblemKey(plan.intent.name, whole.hexdigest())

@@ -71,6 +71,8 @@ class Attempt:
     agent_session: str | None = None
     timeout: Timeout | None = None
     """The time limit it runs under (the workflow's, or one learned from history)."""
+    input_bytes: int | None = None
+    """The size of what it was given, where known (an agent's prompt)."""
 
 
 @dataclass(slots=True)

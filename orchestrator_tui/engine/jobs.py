@@ -198,9 +198,9 @@ class JobFactory:
         return self._found[program]
 
     def _agent_call(self, task: TaskSpec, attempt: int,
-                    binding: Binding) -> tuple[tuple[str, ...], Callable[..., None]]:
+                    binding: Binding) -> tuple[tuple[str, ...], Callable[..., None], int]:
         """The argv of one attempt of an agent CLI (a retry continues the CLI's session),
-        and the listener of its events."""
+        the listener of its events, and the size of its prompt in bytes."""
         assert binding.agent is not None and binding.cli is not None \
             and binding.program is not None
         resume = self.agent_sessions.get(task.id) if attempt > 1 else None
@@ -210,7 +210,7 @@ class JobFactory:
         call = AgentCall(program=binding.program, agent=binding.agent, prompt=prompt,
                          settings=self.settings, resume=resume)
         listener = functools.partial(self._agent_event, task.id, attempt, binding.cli)
-        return backends.STREAMS[binding.cli].argv(call), listener
+        return backends.STREAMS[binding.cli].argv(call), listener, len(prompt.encode())
 
     def _agent_event(self, task_id: str, attempt: int, runner: str,
                      event: agent_events.AgentEvent) -> None:
@@ -257,13 +257,14 @@ class JobFactory:
         previous = self.last_errors.get(task.id) if attempt > 1 else None
         if previous:
             env["ORCHESTRATOR_PREVIOUS_ERROR"] = previous[:PREVIOUS_ERROR_LIMIT].replace("\0", "")
-        argv, on_event = binding.argv, None
+        argv, on_event, given = binding.argv, None, None
         if binding.agent is not None:
-            argv, on_event = self._agent_call(task, attempt, binding)
+            argv, on_event, given = self._agent_call(task, attempt, binding)
         limit = self.timeout(task)
         job = Job(session_id=self.session_id, task_id=task.id, attempt=attempt,
                   workspace=self.workspace, argv=argv, target=binding.target, args=task.args,
-                  env=env, timeout=limit.seconds if limit else None, on_event=on_event)
+                  env=env, timeout=limit.seconds if limit else None, input_bytes=given,
+                  on_event=on_event)
         return binding.runner, job
 
     def idempotent(self, task: TaskSpec) -> bool:

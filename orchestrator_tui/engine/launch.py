@@ -62,6 +62,9 @@ class AttemptLauncher:
                 self._ended(tid, attempt.number, Outcome(succeeded=False,
                                                          error=start_error(error)))
                 continue
+            if job.input_bytes is not None:
+                attempt.input_bytes = job.input_bytes
+                self.record.touch_attempt(tid, attempt)
             if job.stdin is None and hasattr(runner, "launch_all"):
                 commands.setdefault(runner, []).append((tid, attempt, job))
             else:

@@ -85,7 +85,7 @@ async def load_predictor(conn: aiosqlite.Connection,
 async def _fitted(rows: Iterable[history.AttemptSample]) -> tuple[Predictor, int]:
     """The predictor fitted (in a thread) on the successful attempts of `rows`, and their
     count."""
-    samples = [Sample(row.kind, row.seconds, run=row.session_id,
+    samples = [Sample(row.kind, row.seconds, row.input_bytes, run=row.session_id,
                       task=task_key(row.intent, row.task_id), count=row.kind_count)
                for row in rows if row.outcome == "succeeded"]
     return await asyncio.to_thread(fit, samples), len(samples)

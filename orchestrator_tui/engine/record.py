@@ -171,7 +171,7 @@ class SessionRecord:
                 att.finished_at, att.verdict, out.exit_code if out else None,
                 out.stdout if out else None, out.stderr if out else None,
                 out.output_bytes if out else None, limit.seconds if limit else None,
-                limit.runs if limit else None))
+                limit.runs if limit else None, att.input_bytes))
             if att.runner is not None or (out is not None and out.runner is not None):
                 agents.append(agent_row(sid, tid, number, att))
         for figures in agents:  # after the upserts: every row exists, and they batch

@@ -168,9 +168,10 @@ class Engine:
         check_mode(request.mode)
         now = time.time()
         w = self.writer
+        plan_json = records.to_json(plan.to_dict())
         w.add(records.INSERT_SESSION, (
             session_id, plan.intent.name, request.workflow, str(request.workspace),
-            SessionState.PLANNING, records.to_json(plan.to_dict()), limit,
+            SessionState.PLANNING, plan_json, records.plan_hash(plan_json), limit,
             plan.intent.max_concurrent, self.boot_id, now, now, request.mode))
         records.transition(w, session_id, None, None, SessionState.IDLE, "session created", now)
         records.transition(w, session_id, None, SessionState.IDLE, SessionState.PLANNING,

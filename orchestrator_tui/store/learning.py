@@ -26,6 +26,8 @@ class AttemptSample:
     intent: str
     kind_count: int
     """How many tasks of its kind (as planned) its session had."""
+    input_bytes: int | None
+    """The size of what it was given, where known (an agent's prompt)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,8 @@ async def attempt_samples(conn: aiosqlite.Connection,
         "a.started_at, a.session_id, a.task_id, "
         "CASE WHEN a.tokens_in IS NULL AND a.tokens_out IS NULL THEN NULL "
         "ELSE coalesce(a.tokens_in, 0) + coalesce(a.tokens_out, 0) END, a.cost_usd, s.intent, "
-        "c.n FROM attempts a JOIN tasks t ON t.session_id = a.session_id AND t.id = a.task_id "
+        "c.n, a.input_bytes "
+        "FROM attempts a JOIN tasks t ON t.session_id = a.session_id AND t.id = a.task_id "
         "JOIN sessions s ON s.id = a.session_id "
         "JOIN counts c ON c.session_id = t.session_id AND c.kind = t.kind "
         f"WHERE a.finished_at IS NOT NULL AND t.state IN ({marks}){until} "
@@ -60,8 +63,9 @@ async def attempt_samples(conn: aiosqlite.Connection,
         (*FINISHED_TASK_STATES, *(() if before is None else (before,)))) as cursor:
         rows = await cursor.fetchall()
     return [AttemptSample(str(kind), max(0.0, float(took)), outcome, float(start), str(sid),
-                          str(tid), tokens, cost, str(intent), int(count))
-            for kind, took, outcome, start, sid, tid, tokens, cost, intent, count in rows]
+                          str(tid), tokens, cost, str(intent), int(count), given)
+            for kind, took, outcome, start, sid, tid, tokens, cost, intent, count, given
+            in rows]
 
 
 async def task_outcomes(conn: aiosqlite.Connection) -> list[TaskOutcome]:

@@ -73,6 +73,8 @@ class AttemptRow:
     """The time limit it ran under, if any."""
     timeout_runs: int | None = None
     """How many recorded runs that limit was learned from (None: the workflow set it)."""
+    input_bytes: int | None = None
+    """The size of what it was given, where known (an agent's prompt)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,8 @@ async def task_attempts(conn: aiosqlite.Connection, session_id: str,
     """Every attempt of one task, first attempt first."""
     rows = await _all(conn, "SELECT attempt, pid, started_at, finished_at, outcome, exit_code,"
                             " stdout, stderr, output_bytes, runner, agent_session, tokens_in,"
-                            " tokens_out, cost_usd, turns, timeout, timeout_runs FROM attempts"
+                            " tokens_out, cost_usd, turns, timeout, timeout_runs, input_bytes"
+                            " FROM attempts"
                             " WHERE session_id = ?"
                             " AND task_id = ? ORDER BY attempt", (session_id, task_id))
     return [AttemptRow(*row) for row in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 from orchestrator_tui.store.writer import Writer
 
 INSERT_SESSION = """INSERT INTO sessions (id, intent, workflow, workspace, state, plan,
-    parallel_limit, max_concurrent, boot_id, created_at, updated_at, mode)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    plan_hash, parallel_limit, max_concurrent, boot_id, created_at, updated_at, mode)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 SET_SESSION_STATE = """UPDATE sessions SET state = ?, updated_at = ?,
     finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?"""
 INSERT_TASK = """INSERT INTO tasks (session_id, id, kind, agent, state, idempotent, updated_at)
@@ -22,11 +23,12 @@ UPDATE_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = ?, result
     started_at = ?, finished_at = ?, updated_at = ? WHERE session_id = ? AND id = ?"""
 UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id, pid,
     process_start, started_at, finished_at, outcome, exit_code, stdout, stderr, output_bytes,
-    timeout, timeout_runs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    timeout, timeout_runs, input_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (session_id, task_id, attempt) DO UPDATE SET pid = excluded.pid,
     process_start = excluded.process_start, finished_at = excluded.finished_at,
     outcome = excluded.outcome, exit_code = excluded.exit_code, stdout = excluded.stdout,
-    stderr = excluded.stderr, output_bytes = excluded.output_bytes"""
+    stderr = excluded.stderr, output_bytes = excluded.output_bytes,
+    input_bytes = coalesce(excluded.input_bytes, input_bytes)"""
 SET_ATTEMPT_AGENT = """UPDATE attempts SET runner = ?, agent_session = ?, tokens_in = ?,
     tokens_out = ?, cost_usd = ?, turns = ? WHERE session_id = ? AND task_id = ? AND attempt = ?"""
 """What an agent CLI reported for an attempt; written for agent CLI attempts only."""
@@ -56,3 +58,9 @@ def insert_tasks(writer: Writer, session_id: str,
 def to_json(value: Any) -> str:
     """Compact JSON for storage."""
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def plan_hash(plan_json: str) -> str:
+    """The hash of a plan stored as `plan_json`: a session's `plan_hash`, and part of the
+    solution cache's problem hash."""
+    return hashlib.sha256(plan_json.encode()).hexdigest()

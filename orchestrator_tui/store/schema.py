@@ -218,6 +218,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE attempts ADD COLUMN timeout REAL;
     ALTER TABLE attempts ADD COLUMN timeout_runs INTEGER;
     """,
+    # 8: what learning records besides: each session's plan hash (NULL before this version),
+    #    and each attempt's input size in bytes (an agent's prompt; NULL: not known).
+    """
+    ALTER TABLE sessions ADD COLUMN plan_hash TEXT;
+    ALTER TABLE attempts ADD COLUMN input_bytes INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -28,6 +28,9 @@ class Job:
     output_cap: int = 256 * 1024
     """Bytes of stdout and of stderr kept (the tail); the rest is counted, not stored."""
     stdin: bytes | None = None
+    input_bytes: int | None = None
+    """The size of what the task is given, where known (an agent's task prompt, without the
+    agent's own instructions, which are the same every time), for learning."""
     on_event: Callable[[AgentEvent], None] | None = None
     """Called on the event loop with each event an agent CLI reports (stream runners)."""
 
