@@ -52,8 +52,8 @@ MIN_OWN_RESIDUALS = 20
 MIN_OWN_RUNS = 3
 """and the runs they must come from."""
 MIN_SIZE_RATIO = 1.05
-"""The largest input a kind has seen must be this many times its smallest for a line: sizes
-that barely differ give wild slopes."""
+"""The largest input (or count) a kind has seen must be this many times its smallest for a
+line: values that barely differ give wild slopes."""
 MIN_SIDE = 0.3
 """The least share of the symmetric bound each side of an interval reaches. Residuals of a
 few runs can all fall on one side (the runs drifted one way); a bound resting on the point
