@@ -24,7 +24,7 @@ from orchestrator_tui.engine.workflows import load_plan
 from orchestrator_tui.views import seconds, stamp
 
 NO_DATA = "no data yet"
-BASIS_TEXT = {"task": "{n} runs of this task", "kind": "no runs of this task, {n} of its agent",
+BASIS_TEXT = {"task": "{runs} of this task", "kind": "no runs of this task, {runs} of its agent",
               "global": "no runs of its own or its agent's, from all kinds"}
 """What an estimate rests on, by `Estimate.basis`."""
 
@@ -117,7 +117,7 @@ def forecast_text(result: PlanForecast) -> str:
         if est is None:
             lines.append(f"  {task.task_id} ({task.kind}): {NO_DATA}")
             continue
-        basis = BASIS_TEXT[est.basis].format(n=est.n)
+        basis = BASIS_TEXT[est.basis].format(runs=f"{est.n} run{'' if est.n == 1 else 's'}")
         lines.append(f"  {task.task_id} ({task.kind}): ~{seconds(est.point)} "
                      f"({seconds(est.low)} to {seconds(est.high)}; {basis})")
     return "\n".join(lines)
