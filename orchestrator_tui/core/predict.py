@@ -5,11 +5,11 @@ kind has no history. History comes in runs (sessions, or trace instances): sampl
 share its machine and its inputs, so the predictor is judged the way it is used, by
 predicting each of the newest runs from the runs before it (rolling origin).
 
-- Point: forms compete per kind: the median log duration; a robust (Theil-Sen) line of log
-  duration on log input size; a line on the log of the run's count (how many tasks of the
-  kind the run has: larger runs of a workflow often run each task longer or shorter); and
-  both lines together. Each is fitted over all runs alike and with recent runs weighing more
-  (a half-life of `HALF_LIFE` runs, for kinds whose level drifts). The form with the smallest
+- Point: forms compete per kind (`core.duration_forms`): the median log duration; a robust
+  (Theil-Sen) line of log duration on log input size; a line on the log of the run's count
+  (how many tasks of the kind the run has: larger runs of a workflow often run each task
+  longer or shorter); and both lines together. Each is fitted over all runs alike and with
+  recent runs weighing more, for kinds whose level drifts. The form with the smallest
   rolling-origin error is kept, except that a form using the count must beat the best form
   without it by `COUNT_MARGIN`: a count trend over a few runs is easily chance. A line never
   predicts beyond the durations the kind has shown, and a kind with few samples is shrunk
@@ -31,7 +31,19 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
+
+from orchestrator_tui.core.duration_forms import (
+    COUNTED,
+    FORMS,
+    PER_WEIGHTING,
+    PLAIN,
+    Model,
+    Row,
+    fit_forms,
+    log_count,
+    log_size,
+)
 
 if TYPE_CHECKING:
     from orchestrator_tui.core.plan import Plan
@@ -42,29 +54,18 @@ CALIBRATION_RUNS = 5
 """Newest runs each predicted from the runs before it, to choose forms and size intervals."""
 PSEUDO_RUNS = 10
 """Samples without a run are cut, in order, into this many runs."""
-HALF_LIFE = 2.0
-"""Runs after which a sample counts half, in the forms that follow recent runs."""
-MIN_LINE = 8
-"""Sized samples a kind needs before a size regression is considered."""
 MIN_OWN_RESIDUALS = 20
 """Rolling-origin residuals a kind needs to use its own interval rather than the pooled one,
 """
 MIN_OWN_RUNS = 3
 """and the runs they must come from."""
-MIN_SIZE_RATIO = 1.05
-"""The largest input (or count) a kind has seen must be this many times its smallest for a
-line: values that barely differ give wild slopes."""
 MIN_SIDE = 0.3
 """The least share of the symmetric bound each side of an interval reaches. Residuals of a
 few runs can all fall on one side (the runs drifted one way); a bound resting on the point
 would then miss any run that drifts back, however slightly."""
-MIN_COUNT_RUNS = 3
-"""Runs with a count a kind needs before a count line is considered."""
 COUNT_MARGIN = 0.06
 """How much smaller (as a share) the rolling-origin error of a form using the count must be
 than that of the best form without it, for the count form to be kept."""
-MAX_PAIRS_POINTS = 150
-"""Theil-Sen uses at most this many evenly spread points (its cost is quadratic)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,30 +97,8 @@ class Estimate:
 
 
 @dataclass(frozen=True, slots=True)
-class _Model:
-    """log seconds = intercept + slope * x_size + count_slope * x_count, kept within [floor,
-    ceiling], where x_size = log(1 + size) and x_count = log(count); a term whose feature is
-    unknown is left out."""
-
-    intercept: float
-    slope: float = 0.0
-    floor: float = -math.inf
-    ceiling: float = math.inf
-    count_slope: float = 0.0
-
-    def log_seconds(self, x_size: float | None, x_count: float | None) -> float:
-        """The prediction at a log size and a log count (either None: unknown)."""
-        value = self.intercept
-        if self.slope and x_size is not None:
-            value += self.slope * x_size
-        if self.count_slope and x_count is not None:
-            value += self.count_slope * x_count
-        return min(self.ceiling, max(self.floor, value))
-
-
-@dataclass(frozen=True, slots=True)
 class _GroupFit:
-    model: _Model
+    model: Model
     low: float
     """Log residual bounds: the interval is [point * e**low, point * e**high]."""
     high: float
@@ -129,17 +108,6 @@ class _GroupFit:
     median_x_count: float | None
 
 
-class _Row(NamedTuple):
-    """A sample as fitted."""
-
-    x_size: float | None
-    """Log of 1 + the input size."""
-    x_count: float | None
-    """Log of the run's count of tasks of the kind."""
-    y: float
-    """Log seconds."""
-    run: int
-    """Index of the run, in order of first appearance."""
 _Residual = tuple[float, int]
 """A log residual and the run it was measured on."""
 _Key = tuple[str, ...]
@@ -178,8 +146,8 @@ class Predictor:
 def _estimate(fit: _GroupFit, size: float | None, count: int | None, n: int,
               basis: str) -> Estimate:
     centre = fit.model.log_seconds(
-        fit.median_x_size if size is None else _log_size(size),
-        fit.median_x_count if count is None else _log_count(count))
+        fit.median_x_size if size is None else log_size(size),
+        fit.median_x_count if count is None else log_count(count))
     return Estimate(point=math.exp(centre), low=math.exp(centre + fit.low),
                     high=math.exp(centre + fit.high), n=n, basis=basis)
 
@@ -220,19 +188,19 @@ def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
     everything = [row for key, rows in groups.items() if len(key) == 1 for row in rows]
     residuals = _rolling_residuals(groups, runs)
     priors = _priors(groups)
-    models: dict[_Key, tuple[_Model, list[_Residual]]] = {}
+    models: dict[_Key, tuple[Model, list[_Residual]]] = {}
     for key, rows in groups.items():
-        forms = _forms(rows, priors[key])
+        forms = fit_forms(rows, priors[key])
         errors = [_error(residuals[key][i]) if form is not None else math.inf
                   for i, form in enumerate(forms)]
-        plain = min(_PLAIN, key=lambda i: (errors[i], i))
-        counted = min(_COUNTED, key=lambda i: (errors[i], i))
+        plain = min(PLAIN, key=lambda i: (errors[i], i))
+        counted = min(COUNTED, key=lambda i: (errors[i], i))
         best = counted if errors[counted] < (1 - COUNT_MARGIN) * errors[plain] else plain
         model = forms[best]
         assert model is not None
         models[key] = model, residuals[key][best]
     prior = priors[()]
-    fallback = _GroupFit(_Model(prior), *_bounds([(row.y - prior, row.run) for row in everything],
+    fallback = _GroupFit(Model(prior), *_bounds([(row.y - prior, row.run) for row in everything],
                                                  coverage), len(everything), None, None)
     pooled_residuals = [r for key, (_, own) in models.items() if len(key) == 1 for r in own]
     bounds: dict[_Key, tuple[float, float]] = {
@@ -251,12 +219,12 @@ def fit(samples: Iterable[Sample], coverage: float = 0.8) -> Predictor:
     return Predictor(fitted, fallback, coverage)
 
 
-def _rows_by_group(samples: Sequence[Sample]) -> dict[_Key, list[_Row]]:
+def _rows_by_group(samples: Sequence[Sample]) -> dict[_Key, list[Row]]:
     """Each kind's rows, and each known task's, runs numbered in order of first appearance."""
     runs: dict[Hashable, int] = {}
     unnamed = sum(sample.run is None for sample in samples)
     seen_unnamed = 0
-    groups: dict[_Key, list[_Row]] = defaultdict(list)
+    groups: dict[_Key, list[Row]] = defaultdict(list)
     for sample in samples:
         if not math.isfinite(sample.seconds) or sample.seconds < 0:
             raise ValueError(f"duration of a {sample.kind!r} sample must be finite and >= 0")
@@ -266,8 +234,8 @@ def _rows_by_group(samples: Sequence[Sample]) -> dict[_Key, list[_Row]]:
         if key is None:
             key = ("unnamed run", seen_unnamed * PSEUDO_RUNS // unnamed)
             seen_unnamed += 1
-        row = _Row(None if sample.size is None else _log_size(sample.size),
-                   None if sample.count is None else _log_count(sample.count),
+        row = Row(None if sample.size is None else log_size(sample.size),
+                   None if sample.count is None else log_count(sample.count),
                    _log_seconds(sample.seconds), runs.setdefault(key, len(runs)))
         groups[(sample.kind,)].append(row)
         if sample.task is not None:
@@ -275,7 +243,7 @@ def _rows_by_group(samples: Sequence[Sample]) -> dict[_Key, list[_Row]]:
     return groups
 
 
-def _priors(groups: dict[_Key, list[_Row]]) -> dict[_Key, float]:
+def _priors(groups: dict[_Key, list[Row]]) -> dict[_Key, float]:
     """What each group is shrunk toward: its parent's median log duration, itself shrunk the
     same way (a kind's toward all kinds', a task's toward its kind's), by one pseudo-sample."""
     overall = [row.y for key, rows in groups.items() if len(key) == 1 for row in rows]
@@ -287,12 +255,12 @@ def _priors(groups: dict[_Key, list[_Row]]) -> dict[_Key, float]:
     return {key: shrunk.get(key[:-1], shrunk[()]) for key in groups} | {(): shrunk[()]}
 
 
-def _rolling_residuals(groups: dict[_Key, list[_Row]], runs: int,
+def _rolling_residuals(groups: dict[_Key, list[Row]], runs: int,
                        ) -> dict[_Key, list[list[_Residual]]]:
     """Per group and form: log residuals of each of the newest runs, predicted from the runs
     before it (for the groups that had some)."""
     residuals: dict[_Key, list[list[_Residual]]] = defaultdict(
-        lambda: [[] for _ in range(_FORMS)])
+        lambda: [[] for _ in range(FORMS)])
     for run in range(max(1, runs - CALIBRATION_RUNS), runs):
         before = {key: [row for row in rows if row.run < run] for key, rows in groups.items()}
         before = {key: rows for key, rows in before.items() if rows}
@@ -302,109 +270,16 @@ def _rolling_residuals(groups: dict[_Key, list[_Row]], runs: int,
         for key, rows in groups.items():
             if key not in before:  # a group's first run says how new groups fare, not it
                 continue
-            forms = _forms(before[key], priors[key])
+            forms = fit_forms(before[key], priors[key])
             for row in rows:
                 if row.run != run:
                     continue
                 for index, form in enumerate(forms):
-                    model = form or forms[index - index % _PER_WEIGHTING]  # its median
+                    model = form or forms[index - index % PER_WEIGHTING]  # its median
                     assert model is not None
                     residuals[key][index].append(
                         (row.y - model.log_seconds(row.x_size, row.x_count), run))
     return residuals
-
-
-_PER_WEIGHTING = 4
-"""Forms per weighting: median, size line, count line, both lines (in this order)."""
-_FORMS = 2 * _PER_WEIGHTING
-_PLAIN = [i for i in range(_FORMS) if i % _PER_WEIGHTING < 2]
-_COUNTED = [i for i in range(_FORMS) if i % _PER_WEIGHTING >= 2]
-
-
-def _forms(rows: Sequence[_Row], prior: float) -> list[_Model | None]:
-    """The competing models of one group: median, size line, count line and both lines,
-    each flat and recency-weighted (None: a line the rows cannot support)."""
-    if not rows:
-        return [_Model(prior)] + [None] * (_FORMS - 1)
-    newest = max(row.run for row in rows)
-    flat = [1.0] * len(rows)
-    recent = [0.5 ** ((newest - row.run) / HALF_LIFE) for row in rows]
-    slope = _slope(rows)
-    count_alone = _count_slope(rows, 0.0)
-    count_with = None if slope is None else _count_slope(rows, slope)
-    forms: list[_Model | None] = []
-    for weights in (flat, recent):
-        forms.append(_median_model(rows, weights, prior))
-        forms.append(None if slope is None else _line(rows, weights, slope, 0.0))
-        forms.append(None if count_alone is None else _line(rows, weights, 0.0, count_alone))
-        forms.append(None if slope is None or count_with is None
-                     else _line(rows, weights, slope, count_with))
-    return forms
-
-
-def _median_model(rows: Sequence[_Row], weights: Sequence[float], prior: float) -> _Model:
-    """The weighted median log duration, shrunk toward the prior by one pseudo-sample."""
-    n = len(rows)
-    return _Model((n * _weighted_median([row.y for row in rows], weights) + prior) / (n + 1))
-
-
-def _slope(rows: Sequence[_Row]) -> float | None:
-    """Theil-Sen slope of log seconds on log size (None: too few sized rows, or sizes too
-    alike)."""
-    points = sorted((row.x_size, row.y) for row in rows if row.x_size is not None)
-    if (len(points) < MIN_LINE // 2 or len(rows) < MIN_LINE
-            or points[-1][0] - points[0][0] < math.log(MIN_SIZE_RATIO)):
-        return None
-    return _theil_sen(points)
-
-
-def _count_slope(rows: Sequence[_Row], slope: float) -> float | None:
-    """Theil-Sen slope, over runs, of each run's median log seconds less the size term, on the
-    log of the run's count (None: too few runs with a count, or counts too alike)."""
-    by_run: dict[int, list[float]] = defaultdict(list)
-    counts: dict[int, float] = {}
-    for row in rows:
-        if row.x_count is None:
-            continue
-        counts[row.run] = row.x_count
-        by_run[row.run].append(row.y if row.x_size is None else row.y - slope * row.x_size)
-    points = sorted((counts[run], statistics.median(ys)) for run, ys in by_run.items())
-    if len(points) < MIN_COUNT_RUNS or points[-1][0] - points[0][0] < math.log(MIN_SIZE_RATIO):
-        return None
-    return _theil_sen(points)
-
-
-def _theil_sen(points: Sequence[tuple[float, float]]) -> float | None:
-    """The median slope over pairs of points (at most `MAX_PAIRS_POINTS` of them)."""
-    spread = points[::max(1, len(points) // MAX_PAIRS_POINTS)]
-    slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(spread)
-              for x2, y2 in spread[i + 1:] if x2 - x1 > 1e-9]
-    return statistics.median(slopes) if slopes else None
-
-
-def _line(rows: Sequence[_Row], weights: Sequence[float], slope: float,
-          count_slope: float) -> _Model | None:
-    """The line of these slopes through the weighted median intercept, within the group's
-    observed durations (None: no row has every feature the line uses)."""
-    fitted = [(row.y - slope * (row.x_size or 0.0) - count_slope * (row.x_count or 0.0), weight)
-              for row, weight in zip(rows, weights, strict=True)
-              if (row.x_size is not None or not slope)
-              and (row.x_count is not None or not count_slope)]
-    if not fitted:
-        return None
-    intercept = _weighted_median([y for y, _ in fitted], [w for _, w in fitted])
-    logs = [row.y for row in rows]
-    return _Model(intercept, slope, min(logs), max(logs), count_slope)
-
-
-def _weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
-    ordered = sorted(zip(values, weights, strict=True))
-    half, total = sum(weights) / 2, 0.0
-    for value, weight in ordered:
-        total += weight
-        if total >= half:
-            return value
-    return ordered[-1][0]
 
 
 def _error(residuals: Sequence[_Residual]) -> float:
@@ -427,11 +302,3 @@ def _bounds(residuals: Sequence[_Residual], coverage: float) -> tuple[float, flo
 
 def _log_seconds(seconds: float) -> float:
     return math.log(max(seconds, FLOOR_SECONDS))
-
-
-def _log_size(size: float) -> float:
-    return math.log1p(size)
-
-
-def _log_count(count: int) -> float:
-    return math.log(max(count, 1))
