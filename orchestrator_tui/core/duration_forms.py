@@ -26,6 +26,9 @@ MIN_COUNT_RUNS = 3
 """Runs with a count a kind needs before a count line is considered."""
 MAX_PAIRS_POINTS = 150
 """Theil-Sen uses at most this many evenly spread points (its cost is quadratic)."""
+MAX_COUNT_POINTS = 30
+"""A count line is fitted on one point per run, so on at most this many runs: a long
+history's slope barely moves with more, and each group fits it a dozen times."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,21 +116,24 @@ def size_slope(rows: Sequence[Row]) -> float | None:
 def count_slope(rows: Sequence[Row], slope: float) -> float | None:
     """Theil-Sen slope, over runs, of each run's median log seconds less the size term, on the
     log of the run's count (None: too few runs with a count, or counts too alike)."""
+    counts = {row.run: row.x_count for row in rows if row.x_count is not None}
+    if len(counts) < MIN_COUNT_RUNS \
+            or max(counts.values()) - min(counts.values()) < math.log(MIN_SIZE_RATIO):
+        return None  # the common case of one plan run again: its counts never change
     by_run: dict[int, list[float]] = defaultdict(list)
-    counts: dict[int, float] = {}
     for row in rows:
-        if row.x_count is None:
-            continue
-        counts[row.run] = row.x_count
-        by_run[row.run].append(row.y if row.x_size is None else row.y - slope * row.x_size)
+        if row.x_count is not None:
+            by_run[row.run].append(row.y if row.x_size is None else row.y - slope * row.x_size)
     points = sorted((counts[run], statistics.median(ys)) for run, ys in by_run.items())
-    if len(points) < MIN_COUNT_RUNS or points[-1][0] - points[0][0] < math.log(MIN_SIZE_RATIO):
-        return None
+    if len(points) > MAX_COUNT_POINTS:  # evenly spread, the first and last kept
+        last = len(points) - 1
+        points = [points[i * last // (MAX_COUNT_POINTS - 1)] for i in range(MAX_COUNT_POINTS)]
     return theil_sen(points)
 
 
 def theil_sen(points: Sequence[tuple[float, float]]) -> float | None:
-    """The median slope over pairs of points (at most `MAX_PAIRS_POINTS` of them)."""
+    """The median slope over pairs of points (every k-th of them when there are at least
+    twice `MAX_PAIRS_POINTS`)."""
     spread = points[::max(1, len(points) // MAX_PAIRS_POINTS)]
     slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(spread)
               for x2, y2 in spread[i + 1:] if x2 - x1 > 1e-9]
