@@ -42,8 +42,10 @@ from orchestrator_tui.engine.generate import (
     workspace_agents,
     write_agent_file,
 )
+from orchestrator_tui.engine.patterns import success_metrics
 from orchestrator_tui.engine.registry import Problem, load_registry, read_agent
 from orchestrator_tui.engine.shipped import shipped_dir
+from orchestrator_tui.store.database import connect
 from tests.conftest import Run
 from tests.test_agent_text import TEXT
 
@@ -274,6 +276,13 @@ async def test_commands_write_into_the_workspace_agents(workspace: Path, db_path
     with pytest.raises(AgentFileError, match="exists"):
         await execute(parser.parse_args(["agent", "create", "read-only code review"]),
                       context)
+    conn = await connect(db_path)
+    try:  # both generations are recorded; the refused one is not
+        metric = next(m for m in await success_metrics(conn) if m.name == "agent generation time")
+    finally:
+        await conn.close()
+    assert metric.value is not None and metric.value < 30 and metric.met
+    assert metric.basis == "median of 2 generated agent file(s)"
 
 
 @needs_agent_group

@@ -214,6 +214,21 @@ def test_agent_performance_and_metrics(tmp_path: Path) -> None:
     assert reduction.value == pytest.approx(1 - 3.5 / 1.5)  # later runs were slower
 
 
+def test_time_reduction_compares_runs_of_the_same_plan(tmp_path: Path) -> None:
+    history = History(tmp_path / "state.db")
+    for plan, took in ((ship_plan(), 10.0), (ship_plan(), 10.0), (fan_plan(2), 2.0),
+                       (fan_plan(2), 2.0)):  # one intent, but the plan changed
+        history.session("ship", [("a", "alpha", took, "succeeded")], plan=plan)
+    metrics = {m.name: m for m in read(tmp_path / "state.db", success_metrics)}
+    assert metrics["time reduction after learning"].value is None
+    for took in (8.0, 6.0):
+        history.session("ship", [("a", "alpha", took, "succeeded")], plan=ship_plan())
+    reduction = {m.name: m for m in read(tmp_path / "state.db", success_metrics)}[
+        "time reduction after learning"]
+    assert reduction.value == pytest.approx(1 - 7.0 / 10.0)  # 10, 10 | 8, 6: the same plan
+    assert reduction.basis == "later vs earlier half of the runs of 1 plan(s)"
+
+
 def test_error_signatures_and_sequences() -> None:
     assert error_signature("exit 2 at /tmp/a/b.py line 7\nmore") == \
         error_signature("exit 13 at /home/u/c.py line 99")

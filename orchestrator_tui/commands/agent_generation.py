@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from typing import Any
 
 import aiosqlite
@@ -19,6 +20,7 @@ from orchestrator_tui.engine.generate import (
     generate_specialist,
     workspace_agents,
 )
+from orchestrator_tui.store import learning as history
 
 FORCE_HELP = "overwrite an agent file of the same name"
 
@@ -62,6 +64,7 @@ async def _generate(conn: aiosqlite.Connection, args: argparse.Namespace,
     else:
         raise CommandError(f"agent generate: unknown kind {args.kind!r}; "
                            "choose builder or specialist")
+    await history.record_generation(conn, made.name, args.kind, made.seconds, time.time())
     return _result(made, args.kind)
 
 
@@ -71,6 +74,7 @@ async def _create(conn: aiosqlite.Connection, args: argparse.Namespace,
     made = await asyncio.to_thread(create_agent, workspace_agents(context.workspace),
                                    args.description, tools=args.tools, focus=args.focus,
                                    force=args.force)
+    await history.record_generation(conn, made.name, "agent", made.seconds, time.time())
     return _result(made, "agent")
 
 

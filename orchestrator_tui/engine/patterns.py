@@ -14,7 +14,7 @@ import aiosqlite
 from orchestrator_tui.core.patterns import error_signature, most_common, percentile, usual_next
 from orchestrator_tui.store import cache as cache_store
 from orchestrator_tui.store import learning as history
-from orchestrator_tui.store import queries
+from orchestrator_tui.store import queries, records
 from orchestrator_tui.store.queries import SessionRow
 
 SESSIONS_READ = 2000
@@ -141,18 +141,23 @@ async def success_metrics(conn: aiosqlite.Connection) -> list[Metric]:
                           None if hit_rate is None else hit_rate >= 0.4,
                           f"{hits} hits in {lookups} lookups" if lookups
                           else "not yet known: no cache lookup recorded"))
-    metrics.append(Metric("agent generation time", "< 30 s", None, None,
-                          "not yet known: generation times are not recorded"))
+    generations = await history.generation_seconds(conn)
+    took = statistics.median(generations) if generations else None
+    metrics.append(Metric("agent generation time", "< 30 s", took,
+                          None if took is None else took < 30,
+                          f"median of {len(generations)} generated agent file(s)" if generations
+                          else "not yet known: no agent generated yet"))
     return metrics
 
 
 def _time_reduction(finished: list[SessionRow]) -> Metric:
-    """Median over intents with 4+ completed runs of 1 - (later half's median duration /
-    earlier half's)."""
-    durations: dict[str, list[float]] = defaultdict(list)
+    """Median over plans (an intent's same tasks, by plan hash) with 4+ completed runs of
+    1 - (later half's median duration / earlier half's)."""
+    durations: dict[tuple[str, str], list[float]] = defaultdict(list)
     for session in sorted(finished, key=lambda s: s.created_at):
         if session.state == "COMPLETED" and session.finished_at is not None:
-            durations[session.intent].append(session.finished_at - session.created_at)
+            durations[(session.intent, records.plan_hash(session.plan))].append(
+                session.finished_at - session.created_at)
     reductions = []
     for values in durations.values():
         if len(values) >= 4:
@@ -162,10 +167,10 @@ def _time_reduction(finished: list[SessionRow]) -> Metric:
                 reductions.append(1 - statistics.median(values[half:]) / earlier)
     if not reductions:
         return Metric("time reduction after learning", ">= 30%", None, None,
-                      "not yet known: no intent has 4 completed runs")
+                      "not yet known: no plan has 4 completed runs")
     value = statistics.median(reductions)
     return Metric("time reduction after learning", ">= 30%", value, value >= 0.3,
-                  f"later vs earlier half of the runs of {len(reductions)} intent(s)")
+                  f"later vs earlier half of the runs of {len(reductions)} plan(s)")
 
 
 async def _efficiency(conn: aiosqlite.Connection, finished: list[SessionRow]) -> Metric:

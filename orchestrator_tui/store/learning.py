@@ -92,6 +92,25 @@ async def record_intent_choice(conn: aiosqlite.Connection, phrase: str, intent: 
     await conn.execute("COMMIT")
 
 
+async def record_generation(conn: aiosqlite.Connection, name: str, kind: str,
+                            seconds: float, at: float) -> None:
+    """Store that an agent file `name` of `kind` was generated in `seconds`."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute("INSERT INTO agent_generations (name, kind, seconds, created_at) "
+                           "VALUES (?, ?, ?, ?)", (name, kind, seconds, at))
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+
+
+async def generation_seconds(conn: aiosqlite.Connection) -> list[float]:
+    """How long each recorded agent generation took, oldest first."""
+    async with conn.execute("SELECT seconds FROM agent_generations ORDER BY id") as cursor:
+        return [float(seconds) for seconds, in await cursor.fetchall()]
+
+
 async def intent_choices(conn: aiosqlite.Connection,
                          limit: int = 5000) -> list[tuple[str, str]]:
     """The newest confirmed (phrase, intent) pairs, oldest first."""

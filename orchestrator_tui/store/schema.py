@@ -224,6 +224,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sessions ADD COLUMN plan_hash TEXT;
     ALTER TABLE attempts ADD COLUMN input_bytes INTEGER;
     """,
+    # 9: each agent file generated (`agent generate`, `agent create`) and how long it took,
+    #    for the success metric "agent generation time".
+    """
+    CREATE TABLE agent_generations (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        seconds REAL NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
