@@ -120,6 +120,8 @@ class Metric:
     basis: str
     """What the value was computed from, or why it is not known."""
     extra: dict[str, Any] = field(default_factory=dict)
+    unit: str = "%"
+    """How the value reads: `%`, a share shown as a percentage; `s`, seconds."""
 
 
 async def success_metrics(conn: aiosqlite.Connection) -> list[Metric]:
@@ -146,7 +148,7 @@ async def success_metrics(conn: aiosqlite.Connection) -> list[Metric]:
     metrics.append(Metric("agent generation time", "< 30 s", took,
                           None if took is None else took < 30,
                           f"median of {len(generations)} generated agent file(s)" if generations
-                          else "not yet known: no agent generated yet"))
+                          else "not yet known: no agent generated yet", unit="s"))
     return metrics
 
 

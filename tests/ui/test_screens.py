@@ -11,8 +11,10 @@ from textual.widgets import DataTable, Input, RichLog, Select
 
 from orchestrator_tui.core.models import IntentSpec, TaskSpec
 from orchestrator_tui.core.plan import Plan
+from orchestrator_tui.engine.patterns import Metric
 from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.ui.app import OrchestratorApp
+from orchestrator_tui.ui.screens.insights import metrics_text
 from orchestrator_tui.ui.screens.messages import MessagesScreen
 from orchestrator_tui.ui.widgets.plan_tree import PlanTree
 
@@ -177,3 +179,14 @@ async def test_insights_list_sessions_and_their_tasks(make_app: MakeApp,
         await pilot.press("o")
         assert app.current_mode == "dashboard"
         await until(pilot, lambda: first in text_of(app, "#state-line"))
+
+
+def test_metrics_read_in_their_own_units() -> None:
+    metrics = [Metric("cache hit rate", ">= 40%", 0.5, True, "2 hits in 4 lookups"),
+               Metric("agent generation time", "< 30 s", 0.0026, True,
+                      "median of 1 generated agent file(s)", unit="s"),
+               Metric("time reduction after learning", ">= 30%", None, None, "not yet known")]
+    text = metrics_text(metrics).plain
+    assert "cache hit rate: 50% / >= 40%" in text
+    assert "agent generation time: 3 ms / < 30 s" in text
+    assert "time reduction after learning: not yet known / >= 30%" in text

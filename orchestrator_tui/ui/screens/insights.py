@@ -59,13 +59,18 @@ def _percent(value: float | None) -> str:
     return f"{value:.0%}" if value is not None else "not yet known"
 
 
+def _value(metric: Metric) -> str:
+    return seconds(metric.value) if metric.unit == "s" and metric.value is not None \
+        else _percent(metric.value)
+
+
 def metrics_text(metrics: list[Metric]) -> Text:
     """The spec's success metrics: value, target, and what the value comes from."""
     text = Text("SUCCESS METRICS (now / target):", style="bold")
     for metric in metrics:
         mark = {True: ("✓", "green"), False: ("✗", "red"), None: ("?", "dim")}[metric.met]
         text.append(f"\n  {mark[0]} ", style=mark[1])
-        text.append(f"{metric.name}: {_percent(metric.value)} / {metric.target}")
+        text.append(f"{metric.name}: {_value(metric)} / {metric.target}")
         if metric.value is not None:
             text.append(f" ({metric.basis})", style="dim")
     return text
