@@ -9,6 +9,7 @@ from typing import Any
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.remaining import Remaining
 from orchestrator_tui.store.queries import SessionRow, TransitionRow
+from orchestrator_tui.store.records import plan_hash
 
 STATE_MARKS = {
     "pending": "·", "ready": "○", "running": "▶", "succeeded": "✓", "failed": "✗",
@@ -62,11 +63,13 @@ def remaining_line(remaining: Remaining | None) -> str:
 
 def session_summary(session: SessionRow, counts: Mapping[str, int],
                     engine_alive: bool) -> dict[str, Any]:
-    """The fields of `state current`."""
+    """The fields of `state current` (`plan`: the start of the plan's hash, the same for
+    every session of the same tasks)."""
     end = session.finished_at or time.time()
     return {
         "session": session.id, "intent": session.intent, "state": session.state,
         "workspace": session.workspace, "workflow": session.workflow,
+        "plan": plan_hash(session.plan)[:12],
         "created": stamp(session.created_at), "updated": stamp(session.updated_at),
         "duration": seconds(end - session.created_at), "parallel_limit": session.parallel_limit,
         "engine": "running" if engine_alive else "not running", "tasks": dict(counts),
