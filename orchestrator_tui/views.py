@@ -69,7 +69,7 @@ def session_summary(session: SessionRow, counts: Mapping[str, int],
     return {
         "session": session.id, "intent": session.intent, "state": session.state,
         "workspace": session.workspace, "workflow": session.workflow,
-        "plan": plan_hash(session.plan)[:12],
+        "plan": (session.plan_hash or plan_hash(session.plan))[:12],
         "created": stamp(session.created_at), "updated": stamp(session.updated_at),
         "duration": seconds(end - session.created_at), "parallel_limit": session.parallel_limit,
         "engine": "running" if engine_alive else "not running", "tasks": dict(counts),

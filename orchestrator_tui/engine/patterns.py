@@ -158,8 +158,8 @@ def _time_reduction(finished: list[SessionRow]) -> Metric:
     durations: dict[tuple[str, str], list[float]] = defaultdict(list)
     for session in sorted(finished, key=lambda s: s.created_at):
         if session.state == "COMPLETED" and session.finished_at is not None:
-            durations[(session.intent, records.plan_hash(session.plan))].append(
-                session.finished_at - session.created_at)
+            plan = session.plan_hash or records.plan_hash(session.plan)
+            durations[(session.intent, plan)].append(session.finished_at - session.created_at)
     reductions = []
     for values in durations.values():
         if len(values) >= 4:

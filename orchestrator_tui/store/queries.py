@@ -28,6 +28,8 @@ class SessionRow:
     finished_at: float | None
     mode: str | None = None
     """`list` or `levels` (None in sessions recorded before it was kept: `list`)."""
+    plan_hash: str | None = None
+    """The hash of `plan` (None in sessions recorded before it was kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,7 @@ class EngineRow:
 
 
 SESSION_COLUMNS = ("id, intent, workflow, workspace, state, plan, parallel_limit, max_concurrent,"
-                   " boot_id, created_at, updated_at, finished_at, mode")
+                   " boot_id, created_at, updated_at, finished_at, mode, plan_hash")
 TASK_COLUMNS = ("session_id, id, kind, agent, state, attempts, idempotent, exit_code, result,"
                 " error, started_at, finished_at, updated_at")
 
