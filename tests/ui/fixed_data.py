@@ -106,7 +106,7 @@ def fill_database(path: Path) -> None:
     analyze, build = analyze_plan(), build_plan()
     with sqlite3.connect(path) as conn:
         conn.executemany(f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,'list')", [
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,'list',NULL)", [
             _session_row("sess-0000aaaa", analyze, "COMPLETED", day, day + 12.5),
             _session_row("sess-0000bbbb", build, "FAILED", day + 3600, day + 3671.0),
             _session_row(LIVE, build, "EXECUTING", T0, None)])
