@@ -9,7 +9,6 @@ from typing import Any
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.remaining import Remaining
 from orchestrator_tui.store.queries import SessionRow, TransitionRow
-from orchestrator_tui.store.records import plan_hash
 
 STATE_MARKS = {
     "pending": "·", "ready": "○", "running": "▶", "succeeded": "✓", "failed": "✗",
@@ -69,7 +68,7 @@ def session_summary(session: SessionRow, counts: Mapping[str, int],
     return {
         "session": session.id, "intent": session.intent, "state": session.state,
         "workspace": session.workspace, "workflow": session.workflow,
-        "plan": (session.plan_hash or plan_hash(session.plan))[:12],
+        "plan": session.plan_key[:12],
         "created": stamp(session.created_at), "updated": stamp(session.updated_at),
         "duration": seconds(end - session.created_at), "parallel_limit": session.parallel_limit,
         "engine": "running" if engine_alive else "not running", "tasks": dict(counts),

@@ -62,9 +62,8 @@ class AttemptLauncher:
                 self._ended(tid, attempt.number, Outcome(succeeded=False,
                                                          error=start_error(error)))
                 continue
-            if job.input_bytes is not None:
-                attempt.input_bytes = job.input_bytes
-                self.record.touch_attempt(tid, attempt)
+            # Written with the attempt's next row (its pid, or how it ended).
+            attempt.input_bytes = job.input_bytes
             if job.stdin is None and hasattr(runner, "launch_all"):
                 commands.setdefault(runner, []).append((tid, attempt, job))
             else:

@@ -14,7 +14,7 @@ import aiosqlite
 from orchestrator_tui.core.patterns import error_signature, most_common, percentile, usual_next
 from orchestrator_tui.store import cache as cache_store
 from orchestrator_tui.store import learning as history
-from orchestrator_tui.store import queries, records
+from orchestrator_tui.store import queries
 from orchestrator_tui.store.queries import SessionRow
 
 SESSIONS_READ = 2000
@@ -158,8 +158,8 @@ def _time_reduction(finished: list[SessionRow]) -> Metric:
     durations: dict[tuple[str, str], list[float]] = defaultdict(list)
     for session in sorted(finished, key=lambda s: s.created_at):
         if session.state == "COMPLETED" and session.finished_at is not None:
-            plan = session.plan_hash or records.plan_hash(session.plan)
-            durations[(session.intent, plan)].append(session.finished_at - session.created_at)
+            durations[(session.intent, session.plan_key)].append(
+                session.finished_at - session.created_at)
     reductions = []
     for values in durations.values():
         if len(values) >= 4:

@@ -8,6 +8,7 @@ from typing import Any
 import aiosqlite
 
 from orchestrator_tui.core.errors import OrchestratorError
+from orchestrator_tui.store.records import plan_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,13 @@ class SessionRow:
     mode: str | None = None
     """`list` or `levels` (None in sessions recorded before it was kept: `list`)."""
     plan_hash: str | None = None
-    """The hash of `plan` (None in sessions recorded before it was kept)."""
+    """The hash of `plan` (None in sessions recorded before it was kept: see `plan_key`)."""
+
+    @property
+    def plan_key(self) -> str:
+        """The plan's hash, stored or (for older sessions) computed: the same for every
+        session of the same tasks."""
+        return self.plan_hash or plan_hash(self.plan)
 
 
 @dataclass(frozen=True, slots=True)
