@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from orchestrator_tui.core.errors import StoreError
 from orchestrator_tui.store.database import connect, resolve_db_path
 from orchestrator_tui.store.schema import SCHEMA_VERSION
-from orchestrator_tui.store.writer import Writer
+from orchestrator_tui.store.writer import CHECKPOINT_EVERY, INLINE_OPS, Writer
 
 
 def test_path_precedence(tmp_path: Path) -> None:
@@ -111,6 +112,51 @@ async def test_a_failing_call_rolls_back_only_itself(tmp_path: Path) -> None:
     assert keys == ["good", "plain"]
 
 
+async def test_small_batches_are_written_on_the_loop_and_locked_ones_wait_in_the_thread(
+        tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    await (await connect(path)).close()
+    writer = Writer(path)
+    await writer.start()
+    loop_thread = threading.get_ident()
+    writer.add("INSERT INTO settings (key, value) VALUES ('small', 'x')")
+    assert await writer.commit_then(threading.get_ident) == loop_thread
+    for i in range(INLINE_OPS + 1):
+        writer.add("INSERT INTO settings (key, value) VALUES (?, 'x')", (f"big-{i}",))
+    assert await writer.commit_then(threading.get_ident) != loop_thread
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's transaction holds the lock
+    writer.add("INSERT INTO settings (key, value) VALUES ('waited', 'x')")
+    committed = asyncio.ensure_future(writer.commit_then(threading.get_ident))
+    await asyncio.sleep(0.2)  # the loop runs on meanwhile
+    assert not committed.done()
+    holder.execute("COMMIT")
+    holder.close()
+    assert await committed != loop_thread
+    await writer.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM settings").fetchone() == (INLINE_OPS + 3,)
+
+
+async def test_the_log_is_checkpointed_while_small_batches_are_written(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    await (await connect(path)).close()
+    page = 4096
+    writer = Writer(path)
+    await writer.start()
+    batches = 6 * CHECKPOINT_EVERY
+    for i in range(batches):
+        writer.add("INSERT INTO settings (key, value) VALUES (?, ?)", (f"k{i}", "x" * page))
+        await writer.commit()
+    wal_bytes = path.with_name(path.name + "-wal").stat().st_size
+    await writer.close()
+    # Each batch adds two pages or more to the log; checkpoints let it start over.
+    assert wal_bytes < batches * page
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM settings").fetchone() == (batches,)
+
+
 async def test_a_full_disk_is_reported_and_keeps_what_was_recorded(tmp_path: Path) -> None:
     path = tmp_path / "small.db"
     await (await connect(path)).close()
@@ -119,7 +165,9 @@ async def test_a_full_disk_is_reported_and_keeps_what_was_recorded(tmp_path: Pat
     writer.add("INSERT INTO settings (key, value) VALUES ('kept', 'yes')")
     await writer.commit()
     page_count = await writer.call(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
-    await writer.call(lambda c: c.execute(f"PRAGMA max_page_count = {page_count + 1}"))
+    await writer.close()
+    writer = Writer(path, max_pages=page_count + 1)  # the disk fills up from here
+    await writer.start()
     writer.add("INSERT INTO settings (key, value) VALUES ('big', ?)", ("x" * 1_000_000,))
     with pytest.raises(StoreError, match="full"):
         await writer.commit()
@@ -152,7 +200,7 @@ def test_a_loop_that_ends_without_closing_the_writer_leaves_no_traceback(
     code = (
         "import asyncio, time\n"
         "from pathlib import Path\n"
-        "from orchestrator_tui.store.writer import Writer\n"
+        "from orchestrator_tui.store.writer import CHECKPOINT_EVERY, INLINE_OPS, Writer\n"
         "async def main():\n"
         f"    writer = Writer(Path({str(tmp_path / 'x.db')!r}))\n"
         "    await writer.start()\n"

@@ -13,6 +13,14 @@ The writer's connection is a plain `sqlite3` connection owned by that thread: ai
 would hand each statement to its thread separately (about 100 microseconds each here), and
 a batch is several statements. Readers keep using aiosqlite connections of their own.
 
+A small batch of plain statements is written on the event loop's own thread instead, on a
+second connection that never waits for a lock: handing it to the thread and back costs two
+thread switches and the contention for Python's interpreter lock, more than the write
+itself. If another process holds the lock, the batch goes to the thread, which waits up to
+the busy timeout; so do large batches and `call`s. That connection does not checkpoint the
+write-ahead log on its commits (a checkpoint syncs the disk): the thread does it, on its own
+connection, every `CHECKPOINT_EVERY` such batches.
+
 `call` runs a synchronous read-then-write function inside the batch's transaction, under a
 savepoint, so a failing call rolls back only its own changes.
 
@@ -44,6 +52,12 @@ Params = Sequence[Any]
 Call = Callable[[sqlite3.Connection], Any]
 Op = tuple[str, Params] | tuple[Call, "asyncio.Future[Any]"]
 MAX_PAGES_ENV = "ORCHESTRATOR_MAX_PAGES"
+INLINE_OPS = 500
+"""Most statements of a batch written on the event loop's thread (a few milliseconds)."""
+CHECKPOINT_EVERY = 100
+"""Batches written on the loop's thread between two checkpoints of the log by the thread."""
+_CHECKPOINT = "checkpoint"
+"""What the loop puts on the thread's queue to have the log checkpointed."""
 
 
 def max_pages_from_env() -> int | None:
@@ -66,13 +80,16 @@ class Writer:
         self._waiters: list[asyncio.Future[None]] = []
         self._afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Batch | str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._sending = False
         self._in_flight = False
         """Whether a batch is with the writer's thread: what is queued meanwhile waits for
         it, and goes as the next batch (one transaction for everything that piled up)."""
         self._conn: sqlite3.Connection | None = None
+        self._inline_conn: sqlite3.Connection | None = None
+        """The connection of batches written on the loop's thread (it never waits)."""
+        self._since_checkpoint = 0
         self.batches = 0
         """Transactions committed so far (for benchmarks and tests)."""
 
@@ -102,7 +119,10 @@ class Writer:
         await opened
 
     def _open(self) -> None:
-        timeout_ms = busy_timeout_ms()
+        self._conn = self._connect(busy_timeout_ms())
+        self._inline_conn = self._connect(0, "PRAGMA wal_autocheckpoint = 0")
+
+    def _connect(self, timeout_ms: int, *pragmas: str) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
                                    timeout=timeout_ms / 1000)
@@ -114,10 +134,12 @@ class Writer:
             conn.execute("PRAGMA synchronous = NORMAL")
             if self._max_pages is not None:
                 conn.execute(f"PRAGMA max_page_count = {self._max_pages}")
+            for pragma in pragmas:
+                conn.execute(pragma)
         except sqlite3.Error as error:
             conn.close()
             raise describe(error, self._path) from error
-        self._conn = conn
+        return conn
 
     def add(self, sql: str, params: Params = ()) -> None:
         """Queue one statement for the next batch; it is durable after a later `commit()`."""
@@ -194,8 +216,35 @@ class Writer:
         if not self._in_flight and (self._ops or self._waiters or self._afters):
             batch = _Batch(self._ops, self._waiters, self._afters)
             self._ops, self._waiters, self._afters = [], [], []
+            if self._write_here(batch):
+                return
             self._in_flight = True
             self._queue.put(batch)
+
+    def _write_here(self, batch: _Batch) -> bool:
+        """Write a small batch of plain statements now, on the loop's thread, unless the
+        lock is taken; say whether it was written (or failed for good)."""
+        conn = self._inline_conn
+        if conn is None or len(batch.ops) > INLINE_OPS \
+                or not all(isinstance(op[0], str) for op in batch.ops):
+            return False
+        try:
+            outcomes = self._write(conn, batch.ops, batch.afters)
+        except _Busy:
+            return False
+        except Exception as error:
+            self._fail(batch, describe(error, self._path)
+                       if isinstance(error, sqlite3.Error) else error)
+            return True
+        self._deliver(batch, outcomes)
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY and not self._in_flight:
+            # Writes wait for it (the log starts over only once every frame is copied);
+            # the loop does not.
+            self._since_checkpoint = 0
+            self._in_flight = True
+            self._queue.put(_CHECKPOINT)
+        return True
 
     def _serve(self, opened: asyncio.Future[None]) -> None:
         """The writer's thread: open the connection, then write batch after batch, each
@@ -221,9 +270,13 @@ class Writer:
             if not answer(_settle, opened, None):
                 return
             while (batch := self._queue.get()) is not None:
+                if isinstance(batch, str):
+                    self._checkpoint()
+                    if not answer(self._checkpointed):
+                        return
+                    continue
                 try:
-                    outcomes = self._write(batch.ops, batch.afters) \
-                        if batch.ops or batch.afters else []
+                    outcomes = self._write(self._conn, batch.ops, batch.afters)
                 except Exception as error:  # the batch is lost: tell everyone who waits
                     failure = describe(error, self._path) \
                         if isinstance(error, sqlite3.Error) else error
@@ -233,9 +286,21 @@ class Writer:
                 if not answer(self._deliver, batch, outcomes):
                     return
         finally:
-            if self._conn is not None:
-                conn, self._conn = self._conn, None
-                conn.close()
+            for conn in (self._inline_conn, self._conn):
+                if conn is not None:
+                    conn.close()
+            self._inline_conn = self._conn = None
+
+    def _checkpointed(self) -> None:
+        self._in_flight = False
+        self._send()
+
+    def _checkpoint(self) -> None:
+        """Copy the log's frames into the database file, without waiting for anyone (a
+        failure loses nothing: the log grows until the next one)."""
+        assert self._conn is not None
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _deliver(self, batch: _Batch, outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
         self._in_flight = False
@@ -261,12 +326,16 @@ class Writer:
             if not future.done():
                 future.set_exception(failure)
 
-    def _transaction(self, ops: list[Op]) -> list[tuple[asyncio.Future[Any], Any]]:
+    def _transaction(self, conn: sqlite3.Connection,
+                     ops: list[Op]) -> list[tuple[asyncio.Future[Any], Any]]:
         """Run `ops` in one `BEGIN IMMEDIATE` transaction and commit it."""
-        conn = self._conn
-        assert conn is not None
         outcomes: list[tuple[asyncio.Future[Any], Any]] = []
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if conn is self._inline_conn and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                raise _Busy from error
+            raise
         try:
             index = 0
             while index < len(ops):
@@ -300,17 +369,23 @@ class Writer:
             raise
         return outcomes
 
-    def _write(self, ops: list[Op], afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]],
+    def _write(self, conn: sqlite3.Connection | None, ops: list[Op],
+               afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]],
                ) -> list[tuple[asyncio.Future[Any], Any]]:
-        """In the writer's thread: run a batch in one transaction, then the work that waited
-        for it; return the results, to be delivered on the event loop."""
-        outcomes = self._transaction(ops) if ops else []
+        """Run a batch in one transaction on `conn`, then the work that waited for it;
+        return the results, to be delivered on the event loop."""
+        assert conn is not None
+        outcomes = self._transaction(conn, ops) if ops else []
         for after, future in afters:
             try:
                 outcomes.append((future, after()))
             except Exception as error:
                 outcomes.append((future, error))
         return outcomes
+
+
+class _Busy(Exception):
+    """Another connection holds the write lock (for a batch that must not wait for it)."""
 
 
 @dataclass(slots=True)
