@@ -1,8 +1,8 @@
 """Starting attempts once their `running` rows are committed, and reporting how they end.
 
-Commands of one batch are started by the writer's thread right after the commit that
-recorded them, then followed by callbacks; other runners (python callables, anything that
-must await to start) each get a task. Whatever happens, every attempt ends with a
+Commands of one batch are started right after the commit that recorded them, by the
+thread that wrote it (usually the event loop's own), then followed by callbacks; other
+runners (python callables, anything that must await to start) each get a task. Whatever happens, every attempt ends with a
 `Completion` event for the loop.
 """
 
@@ -49,7 +49,7 @@ class AttemptLauncher:
 
     def _launch(self, tids: list[str], committed: asyncio.Future[None]) -> None:
         """Arrange for the attempts just dispatched to start once their `running` rows are
-        committed: commands straight from the writer's thread after that commit, the rest
+        committed: commands straight after that commit, by the thread that wrote it, the rest
         from the commit's callback. If the commit fails nothing starts (the commit's own
         callback reports the failure)."""
         commands: dict[Any, list[tuple[str, Attempt, Job]]] = {}
@@ -175,7 +175,7 @@ class AttemptLauncher:
 
 
 def launch_batch(runner: Any, jobs: list[Job]) -> list[Any]:
-    """In the writer's thread, right after the commit of their `running` rows: start the
+    """Right after the commit of their `running` rows, in the thread that wrote it: start the
     commands of a batch (the crash points `claimed` and `started` are on either side)."""
     crashpoints.reached("claimed")
     started: list[Any] = runner.launch_all(jobs)

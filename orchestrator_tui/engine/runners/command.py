@@ -259,7 +259,8 @@ class CommandRunner:
         start; `handle` then turns each into a handle on the event loop's thread.
 
         Starting a process blocks its caller until the child has called exec: the engine
-        does it in its writer's thread, right after the commit that recorded the attempts.
+        does it right after the commit that recorded the attempts, in the thread that wrote
+        it.
         """
         started: list[Started | Exception] = []
         for job in jobs:
