@@ -2,8 +2,8 @@
 
 Commands of one batch are started right after the commit that recorded them, by the
 thread that wrote it (usually the event loop's own), then followed by callbacks; other
-runners (python callables, anything that must await to start) each get a task. Whatever happens, every attempt ends with a
-`Completion` event for the loop.
+runners (python callables, anything that must await to start) each get a task. Whatever
+happens, every attempt ends with a `Completion` event for the loop.
 """
 
 from __future__ import annotations
