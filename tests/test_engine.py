@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import sqlite3
 import sys
 import time
@@ -96,6 +97,35 @@ async def test_retries_run_again_until_success(tmp_path: Path, workspace: Path) 
     path = [r[0] for r in rows(db, "SELECT to_state FROM transitions WHERE task_id = 'flaky' "
                                    "ORDER BY id")]
     assert path == ["ready", "running", "retrying", "ready", "running", "succeeded"]
+
+
+async def test_pids_are_written_once_a_process_lives_or_with_its_end(
+        tmp_path: Path, workspace: Path) -> None:
+    true = shutil.which("true") or "true"
+    release = tmp_path / "release"
+    wait = (f"import pathlib, time\nwhile not pathlib.Path({str(release)!r}).exists(): "
+            "time.sleep(0.01)")
+    plan = Plan(IntentSpec(name="test", tasks=(TaskSpec(id="quick", command=(true,)),
+                                               cmd("slow", wait))))
+    db = tmp_path / "state.db"
+    async with await Engine.open(db) as engine:
+        execution = await engine.start(SessionRequest(plan=plan, workspace=workspace,
+                                                      workflow="test", parallel_limit=2))
+        running = asyncio.ensure_future(engine.run(execution))
+        deadline = time.monotonic() + 15
+        while not rows(db, "SELECT pid, process_start FROM attempts WHERE task_id = 'slow' "
+                           "AND finished_at IS NULL AND pid IS NOT NULL"):
+            assert time.monotonic() < deadline, "the running process's pid was not written"
+            await asyncio.sleep(0.02)
+        [(pid, started)] = rows(db, "SELECT pid, process_start FROM attempts "
+                                    "WHERE task_id = 'slow'")
+        assert isinstance(pid, int) and psutil.Process(pid).is_running()
+        assert started is not None
+        release.touch()
+        assert await running == SessionState.COMPLETED
+    # The quick command ended before the sweep: its pid came with its end, in its one row.
+    [(quick_pid, outcome)] = rows(db, "SELECT pid, outcome FROM attempts WHERE task_id = 'quick'")
+    assert isinstance(quick_pid, int) and outcome == "succeeded"
 
 
 async def test_a_timeout_kills_the_task(tmp_path: Path, workspace: Path) -> None:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not spawn.FAST_SPAWN or not hasattr(os, "pidfd_o
 
 def start(code: int, delay: float) -> SpawnedProcess:
     argv = (sys.executable, "-c", f"import time, sys; time.sleep({delay}); sys.exit({code})")
-    return SpawnedProcess.spawn(argv, dict(os.environ), 1, 2)
+    return SpawnedProcess.spawn(argv, dict(os.environb), 1, 2)
 
 
 async def test_each_child_reports_its_own_exit_code() -> None:

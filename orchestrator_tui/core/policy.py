@@ -30,20 +30,22 @@ class ReadyQueue:
     """Ready tasks, popped in policy order."""
 
     def __init__(self) -> None:
-        self._heap: list[Candidate] = []
+        self._heap: list[tuple[tuple[int, float, int], str, Candidate]] = []
+        """Plain tuples, which compare without calling Python code, each ending with its
+        candidate (never compared: task ids are unique)."""
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def push(self, candidate: Candidate) -> None:
         """Add a task that has become ready."""
-        heapq.heappush(self._heap, candidate)
+        heapq.heappush(self._heap, (candidate.sort_key, candidate.task_id, candidate))
 
     def take(self, free_slots: int) -> list[Candidate]:
         """Remove and return up to `free_slots` tasks, best first; never fewer if any wait."""
         taken: list[Candidate] = []
         while self._heap and len(taken) < free_slots:
-            taken.append(heapq.heappop(self._heap))
+            taken.append(heapq.heappop(self._heap)[2])
         return taken
 
 

@@ -122,10 +122,11 @@ class AttemptLauncher:
         attempt.handle = handle
         if handle.pid is not None:
             attempt.pid = handle.pid
-            self.record.touch_attempt(tid, attempt)
-            # Reading a start time blocks while the child is still in exec: it is read by
-            # one sweep a moment later, for the processes that still live (a process gone by
-            # then needs no finding after a crash). The pid goes with the next batch.
+            # The pid and the start time are written by one sweep a moment later, for the
+            # processes that still live (reading a start time blocks while the child is still
+            # in exec), or with the attempt's end. Most commands end within that moment: a
+            # row of its own for each pid would be a third write per task. A process started
+            # just before a crash is found by its `ORCHESTRATOR_SESSION` variable.
             self._unsettled.append((tid, attempt))
             if self._settle_timer is None:
                 self._settle_timer = asyncio.get_running_loop().call_later(
@@ -154,7 +155,8 @@ class AttemptLauncher:
             self._events.put_nowait(WAKE)
 
     def _settle(self) -> None:
-        """Record the start times of processes that outlived `PROCESS_START_DELAY`."""
+        """Record the pids and start times of processes that outlived
+        `PROCESS_START_DELAY`."""
         self._settle_timer = None
         horizon = time.time() - PROCESS_START_DELAY
         noted = False

@@ -163,17 +163,28 @@ class SessionRecord:
         if self._session_row is not None:
             writer.add(records.SET_SESSION_STATE, self._session_row)
             self._session_row = None
-        agents = []
+        agents: list[tuple[object, ...]] = []
+        updates: list[tuple[object, ...]] = []
         for (tid, number), att in self._dirty_attempts.items():
             out, limit = att.outcome, att.timeout
-            writer.add(records.UPSERT_ATTEMPT, (
-                sid, tid, number, self.boot_id, att.pid, att.process_start, att.started_at,
-                att.finished_at, att.verdict, out.exit_code if out else None,
-                out.stdout if out else None, out.stderr if out else None,
-                out.output_bytes if out else None, limit.seconds if limit else None,
-                limit.runs if limit else None, att.input_bytes))
+            if att.queued:
+                updates.append((att.pid, att.process_start, att.finished_at, att.verdict,
+                                out.exit_code if out else None, out.stdout if out else None,
+                                out.stderr if out else None, out.output_bytes if out else None,
+                                att.input_bytes, sid, tid, number))
+            else:
+                att.queued = True
+                writer.add(records.UPSERT_ATTEMPT, (
+                    sid, tid, number, self.boot_id, att.pid, att.process_start,
+                    att.started_at, att.finished_at, att.verdict,
+                    out.exit_code if out else None, out.stdout if out else None,
+                    out.stderr if out else None, out.output_bytes if out else None,
+                    limit.seconds if limit else None, limit.runs if limit else None,
+                    att.input_bytes))
             if att.runner is not None or (out is not None and out.runner is not None):
                 agents.append(agent_row(sid, tid, number, att))
+        for params in updates:  # after the new rows, in one block
+            writer.add(records.UPDATE_ATTEMPT, params)
         for figures in agents:  # after the upserts: every row exists, and they batch
             writer.add(records.SET_ATTEMPT_AGENT, figures)
         for tid in self._dirty_tasks:

@@ -29,6 +29,10 @@ UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id,
     outcome = excluded.outcome, exit_code = excluded.exit_code, stdout = excluded.stdout,
     stderr = excluded.stderr, output_bytes = excluded.output_bytes,
     input_bytes = coalesce(excluded.input_bytes, input_bytes)"""
+UPDATE_ATTEMPT = """UPDATE attempts SET pid = ?, process_start = ?, finished_at = ?, outcome = ?,
+    exit_code = ?, stdout = ?, stderr = ?, output_bytes = ?,
+    input_bytes = coalesce(?, input_bytes) WHERE session_id = ? AND task_id = ? AND attempt = ?"""
+"""What changes in an attempt's row once it is written (cheaper than `UPSERT_ATTEMPT`)."""
 SET_ATTEMPT_AGENT = """UPDATE attempts SET runner = ?, agent_session = ?, tokens_in = ?,
     tokens_out = ?, cost_usd = ?, turns = ? WHERE session_id = ? AND task_id = ? AND attempt = ?"""
 """What an agent CLI reported for an attempt; written for agent CLI attempts only."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -43,21 +44,33 @@ class OutputPipe:
         self.cap = cap
         self.data = bytearray()
         self.total = 0
-        self.closed: asyncio.Future[None] = loop.create_future()
+        self.closed = False
         self._loop = loop
         self._watched = False
-        os.set_blocking(fd, False)
+        self._closing: asyncio.Future[None] | None = None
+        """Made only for `wait_closed` (most pipes close at one drain, with nobody waiting)."""
+        fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)  # a new pipe's end has no other flag
 
     def watch(self) -> None:
         """Read whatever arrives from now on, as it arrives."""
-        if not self._watched and not self.closed.done():
+        if not self._watched and not self.closed:
             self._watched = True
             self._loop.add_reader(self.fd, self.read)
 
     def drain(self) -> None:
         """Read what is waiting now; close at end of file."""
-        while not self.closed.done() and self.read():
+        while not self.closed and self.read():
             pass
+
+    async def wait_closed(self, grace: float) -> None:
+        """Read as output arrives until end of file, for at most `grace` seconds."""
+        if self.closed:
+            return
+        self.watch()
+        if self._closing is None:
+            self._closing = self._loop.create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._closing), grace)
 
     def read(self) -> bool:
         """Read one chunk; return whether more may be waiting."""
@@ -78,12 +91,14 @@ class OutputPipe:
 
     def close(self) -> None:
         """Stop reading and release the descriptor."""
-        if self.closed.done():
+        if self.closed:
             return
+        self.closed = True
         if self._watched:
             self._loop.remove_reader(self.fd)
         os.close(self.fd)
-        self.closed.set_result(None)
+        if self._closing is not None and not self._closing.done():
+            self._closing.set_result(None)
 
     def text(self) -> str:
         """The kept tail, decoded leniently."""
@@ -170,7 +185,7 @@ class CommandHandle:
             code = done.result()
             for pipe in self._pipes:
                 pipe.drain()
-            if all(pipe.closed.done() for pipe in self._pipes):
+            if all(pipe.closed for pipe in self._pipes):
                 callback(self._outcome(code))
                 return
             # A leftover child holds a pipe open: give it a moment, then stop reading.
@@ -186,11 +201,8 @@ class CommandHandle:
 
     async def _close_pipes(self) -> None:
         for pipe in self._pipes:
-            if not pipe.closed.done():
-                pipe.watch()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(pipe.closed), PIPE_GRACE)
-                pipe.close()
+            await pipe.wait_closed(PIPE_GRACE)
+            pipe.close()
 
     def watch_output(self) -> None:
         """Start reading the output as it arrives (for commands that outlive a moment)."""
@@ -240,6 +252,9 @@ class CommandRunner:
 
     def __init__(self, base_env: dict[str, str] | None = None) -> None:
         self.base_env = dict(os.environ if base_env is None else base_env)
+        self._encoded_env = _encoded(self.base_env)
+        """The environment as bytes: `posix_spawn` takes it so without converting each
+        variable at every start."""
         self._young: deque[tuple[float, CommandHandle]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -274,13 +289,14 @@ class CommandRunner:
         """Start one process with its output on two new pipes; return it and their read ends."""
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        env = {**self.base_env, **job.env} if job.env else self.base_env
         try:
             proc: Process
             if FAST_SPAWN and job.stdin is None and job.argv[0].startswith("/") \
                     and str(job.workspace) == os.getcwd():  # noqa: PTH109 - a plain string
-                proc = SpawnedProcess.spawn(job.argv, env, out_w, err_w)
+                proc = SpawnedProcess.spawn(job.argv, {**self._encoded_env, **_encoded(job.env)},
+                                            out_w, err_w)
             else:
+                env = {**self.base_env, **job.env}
                 proc = subprocess.Popen(
                     job.argv, stdin=subprocess.PIPE if job.stdin is not None
                     else subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=job.workspace,
@@ -313,6 +329,10 @@ class CommandRunner:
             self._young.popleft()[1].watch_output()
         self._sweep = loop.call_later(self._young[0][0] - now, self._watch_grown) \
             if self._young else None
+
+
+def _encoded(env: dict[str, str]) -> dict[bytes, bytes]:
+    return {os.fsencode(name): os.fsencode(value) for name, value in env.items()}
 
 
 def _feed(stdin: IO[bytes], data: bytes) -> None:

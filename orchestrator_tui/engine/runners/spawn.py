@@ -36,7 +36,7 @@ class SpawnedProcess:
         self.returncode: int | None = None
 
     @classmethod
-    def spawn(cls, argv: tuple[str, ...], env: dict[str, str], out: int,
+    def spawn(cls, argv: tuple[str, ...], env: dict[bytes, bytes], out: int,
               err: int) -> SpawnedProcess:
         """Start `argv` in a new session with stdin from /dev/null and the given outputs."""
         pid = os.posix_spawn(argv[0], argv, env, setsid=True, file_actions=[

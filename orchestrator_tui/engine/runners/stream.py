@@ -90,7 +90,7 @@ class LinePipe(OutputPipe):
         return more
 
     def close(self) -> None:
-        was_open = not self.closed.done()
+        was_open = not self.closed
         super().close()
         if was_open and self._partial:
             line, self._partial = bytes(self._partial), bytearray()
