@@ -32,6 +32,7 @@ from orchestrator_tui.engine.session import DEFAULT_PARALLEL_LIMIT
 from orchestrator_tui.store import learning as history
 from orchestrator_tui.store import queries
 from orchestrator_tui.store.database import connect
+from orchestrator_tui.store.learning import AttemptSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +166,14 @@ class PastPrediction:
         return self.low <= self.actual <= self.high
 
 
-async def past_predictions(conn: aiosqlite.Connection, count: int = 10) -> list[PastPrediction]:
+async def past_predictions(conn: aiosqlite.Connection, count: int = 10,
+                           attempts: list[AttemptSample] | None = None) -> list[PastPrediction]:
     """For the newest `count` finished sessions, the forecast made only from history recorded
-    before each started, against its real duration (sessions without such history left out)."""
+    before each started, against its real duration (sessions without such history left out;
+    `attempts`: the recorded attempts, when the caller has read them already)."""
     found = []
-    attempts = await history.attempt_samples(conn)  # read once, cut per session below
+    if attempts is None:
+        attempts = await history.attempt_samples(conn)  # read once, cut per session below
     for session in await queries.list_sessions(conn, limit=200):
         if session.finished_at is None or session.state not in ("COMPLETED", "FAILED"):
             continue

@@ -15,6 +15,7 @@ from orchestrator_tui.core.patterns import error_signature, most_common, percent
 from orchestrator_tui.store import cache as cache_store
 from orchestrator_tui.store import learning as history
 from orchestrator_tui.store import queries
+from orchestrator_tui.store.learning import AttemptSample
 from orchestrator_tui.store.queries import SessionRow
 
 SESSIONS_READ = 2000
@@ -83,10 +84,14 @@ class AgentPerformance:
         return self.successes / self.runs if self.runs else None
 
 
-async def agent_performance(conn: aiosqlite.Connection) -> list[AgentPerformance]:
-    """Per agent, busiest first: tasks, successes, retries, durations, tokens and cost."""
+async def agent_performance(conn: aiosqlite.Connection,
+                            attempts: list[AttemptSample] | None = None,
+                            ) -> list[AgentPerformance]:
+    """Per agent, busiest first: tasks, successes, retries, durations, tokens and cost
+    (`attempts`: the recorded attempts, when the caller has read them already)."""
     outcomes = await history.task_outcomes(conn)
-    attempts = await history.attempt_samples(conn)
+    if attempts is None:
+        attempts = await history.attempt_samples(conn)
     runs: Counter[str] = Counter(t.kind for t in outcomes)
     good: Counter[str] = Counter(t.kind for t in outcomes if t.state == "succeeded")
     retries: Counter[str] = Counter()
@@ -124,8 +129,10 @@ class Metric:
     """How the value reads: `%`, a share shown as a percentage; `s`, seconds."""
 
 
-async def success_metrics(conn: aiosqlite.Connection) -> list[Metric]:
-    """The spec's success metrics computed from the database, or marked not yet known."""
+async def success_metrics(conn: aiosqlite.Connection,
+                          attempts: list[AttemptSample] | None = None) -> list[Metric]:
+    """The spec's success metrics computed from the database, or marked not yet known
+    (`attempts`: the recorded attempts, when the caller has read them already)."""
     sessions = await queries.list_sessions(conn, limit=SESSIONS_READ)
     finished = [s for s in sessions if s.state in ("COMPLETED", "FAILED")]
     completed = sum(s.state == "COMPLETED" for s in finished)
@@ -135,7 +142,8 @@ async def success_metrics(conn: aiosqlite.Connection) -> list[Metric]:
                       f"{completed} of {len(finished)} finished sessions completed"
                       if finished else "not yet known: no finished session")]
     metrics.append(_time_reduction(finished))
-    metrics.append(await _efficiency(conn, finished))
+    metrics.append(_efficiency(await history.attempt_samples(conn) if attempts is None
+                               else attempts, finished))
     hits, misses = await cache_store.counters(conn)
     lookups = hits + misses
     hit_rate = hits / lookups if lookups else None
@@ -175,12 +183,12 @@ def _time_reduction(finished: list[SessionRow]) -> Metric:
                   f"later vs earlier half of the runs of {len(reductions)} plan(s)")
 
 
-async def _efficiency(conn: aiosqlite.Connection, finished: list[SessionRow]) -> Metric:
+def _efficiency(attempts: list[AttemptSample], finished: list[SessionRow]) -> Metric:
     """Median over finished sessions of W / (P * M): attempt seconds over the usable slots
     (the limit, capped by max_concurrent and the task count) times the session's duration."""
     work: dict[str, float] = defaultdict(float)
     tasks: dict[str, set[str]] = defaultdict(set)
-    for row in await history.attempt_samples(conn):
+    for row in attempts:
         work[row.session_id] += row.seconds
         tasks[row.session_id].add(row.task_id)
     values = []

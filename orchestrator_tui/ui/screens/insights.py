@@ -27,6 +27,7 @@ from orchestrator_tui.engine.patterns import (
     success_metrics,
 )
 from orchestrator_tui.store import cache as cache_store
+from orchestrator_tui.store import learning as history
 from orchestrator_tui.store import queries
 from orchestrator_tui.store.queries import SessionRow
 from orchestrator_tui.ui import messages as msg
@@ -215,15 +216,17 @@ class InsightsScreen(ModeScreen):
 
 async def learned_text(conn: aiosqlite.Connection, sessions: list[SessionRow]) -> Text:
     """Metrics, agents, the cache, predictions against reality and usual next intents."""
-    text = metrics_text(await success_metrics(conn))
-    text.append_text(agents_text(await agent_performance(conn)))
+    attempts = await history.attempt_samples(conn)  # one read for the three that use it
+    text = metrics_text(await success_metrics(conn, attempts))
+    text.append_text(agents_text(await agent_performance(conn, attempts)))
     hits, misses = await cache_store.counters(conn)
     stored = await cache_store.size(conn)
     text.append("\nCACHE:", style="bold")
     text.append(f" {hits} hits in {hits + misses} lookups ({_percent(hits / (hits + misses))}),"
                 f" {stored} solutions stored" if hits + misses else
                 f" no lookup yet, {stored} solutions stored")
-    text.append_text(predictions_text(await past_predictions(conn, count=5)))
+    text.append_text(predictions_text(await past_predictions(conn, count=5,
+                                                             attempts=attempts)))
     text.append("\nPATTERNS:", style="bold")
     found = False
     for intent, _runs in Counter(s.intent for s in sessions).most_common(3):
