@@ -42,7 +42,8 @@ if importlib.util.find_spec("orchestrator_tui") is None:  # run from a checkout,
 from orchestrator_tui.core.errors import CycleError
 from orchestrator_tui.core.models import IntentSpec, TaskSpec
 from orchestrator_tui.core.plan import Plan
-from orchestrator_tui.core.workflow import build_plan, load_yaml, workflow_from_data
+from orchestrator_tui.core.workflow import build_plan, workflow_from_data
+from orchestrator_tui.core.workflow_text import load_yaml
 from orchestrator_tui.engine.workflows import read_workflow
 
 T = TypeVar("T")

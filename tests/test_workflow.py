@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from orchestrator_tui.core import workflow_checks as checks
 from orchestrator_tui.core.errors import CycleError, WorkflowError
 from orchestrator_tui.core.models import TaskSpec
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.workflow import (
+    RECOVERY_FIELDS,
     TASK_FIELDS,
     build_plan,
     load_yaml,
@@ -332,6 +334,8 @@ def test_an_intent_defined_twice_across_sections() -> None:
 
 def test_task_fields_match_the_model() -> None:
     assert set(TASK_FIELDS) == set(TaskSpec.__dataclass_fields__)
+    assert set(checks.TASK_CHECKS) == set(TASK_FIELDS)  # every field has its check
+    assert set(checks.RECOVERY_CHECKS) == set(RECOVERY_FIELDS)
 
 
 def test_plain_data_is_accepted_and_errors_then_have_no_line() -> None:

@@ -1,4 +1,6 @@
 """Reading a workflow: YAML (or JSON) text in, a validated `Workflow` out. Pure: no file I/O here.
+The text is loaded by `core.workflow_text`; each field's value is checked by
+`core.workflow_checks`; this module checks the shape of intents, phases and tasks.
 
 Intents sit under `intents:` (or `parallel_coordination:`, where `analyze_intent` names intent
 `analyze`) in one of three forms: `agents: [..]` (task id = agent), `phases: [..]` (task ids
@@ -27,26 +29,18 @@ cannot depend on them (depend on the parent). When the parent succeeds they are 
 from __future__ import annotations
 
 import difflib
-import json
-import math
 import re
-from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Collection, Mapping
+from dataclasses import fields, replace
 from functools import partial
 from itertools import pairwise
-from typing import Any, NoReturn
+from typing import Any
 
-import yaml
-from yaml.constructor import ConstructorError
-
+from orchestrator_tui.core import workflow_checks as checks
 from orchestrator_tui.core.errors import WorkflowError
 from orchestrator_tui.core.models import IntentSpec, RecoveryConfig, TaskSpec, Workflow
 from orchestrator_tui.core.plan import Plan, gc_paused
-
-try:
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+from orchestrator_tui.core.workflow_text import LineMap, load_json, load_yaml
 
 TOP_FIELDS = ("intents", "parallel_coordination", "version", "description", "recovery")
 INTENT_FIELDS = ("description", "examples", "max_concurrent", "agents", "parallel", "phases",
@@ -59,64 +53,6 @@ TASK_FIELDS = tuple(spec.name for spec in fields(TaskSpec))
 TASK_KINDS = ("agent", "command", "python")
 
 _INTENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_PYTHON_TARGET = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
-_BAD_ID_CHAR = re.compile(r"[\s/]")
-
-
-class _Map(dict[Any, Any]):
-    """A YAML mapping that remembers the line it starts on, for error messages."""
-    __slots__ = ("line",)
-    line: int
-
-
-class _Loader(_BaseLoader):
-    """Safe YAML loading that refuses duplicate keys and records mapping lines."""
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
-    data = _Map()
-    data.line = node.start_mark.line + 1
-    yield data
-    own = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
-    loader.flatten_mapping(node)
-    inherited = len(node.value) - own
-    seen: set[Hashable] = set()
-    for index, (key_node, value_node) in enumerate(node.value):
-        key = loader.construct_object(key_node, deep=False)
-        if not isinstance(key, Hashable) or key in seen:
-            what = "duplicate" if isinstance(key, Hashable) else "unhashable"
-            raise ConstructorError(None, None, f"found {what} key {key!r}", key_node.start_mark)
-        if index >= inherited:
-            seen.add(key)
-        data[key] = loader.construct_object(value_node, deep=False)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-
-
-class _Bad(Exception):
-    """A value of the wrong shape; the caller adds where it is."""
-
-
-@dataclass(slots=True)
-class _Where:
-    """Where a check runs: file, intent, task or phase; `fail` adds the line when known."""
-
-    file: str
-    intent: str | None = None
-    task: str | None = None
-    phase: str | None = None
-
-    def at(self, *, intent: str | None = None, task: str | None = None,
-           phase: str | None = None) -> _Where:
-        return _Where(self.file, intent or self.intent, task, phase)
-
-    def fail(self, message: str, node: object = None) -> NoReturn:
-        line = getattr(node, "line", None)
-        prefix = f"phase {self.phase!r}: " if self.phase else ""
-        suffix = f" (line {line})" if line else ""
-        raise WorkflowError(prefix + message + suffix, file=self.file, intent=self.intent,
-                            task=self.task)
 
 
 def parse_workflow(text: str, *, source: str, known_agents: Collection[str] | None = None,
@@ -135,46 +71,15 @@ def parse_workflow(text: str, *, source: str, known_agents: Collection[str] | No
                               check_plans=check_plans)
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data = dict(pairs)
-    if len(data) != len(pairs):
-        keys = [key for key, _ in pairs]
-        twice = next(key for index, key in enumerate(keys) if key in keys[:index])
-        raise ValueError(f"found duplicate key {twice!r}")
-    return data
-
-
-def load_json(text: str, *, source: str) -> object:
-    """The JSON document in `text`; duplicate keys are an error, as in YAML files."""
-    try:
-        return json.loads(text, object_pairs_hook=_refuse_duplicates)
-    except json.JSONDecodeError as exc:
-        raise WorkflowError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                            f"{exc.msg}", file=source) from exc
-    except ValueError as exc:
-        raise WorkflowError(f"invalid JSON: {exc}", file=source) from exc
-
-
-def load_yaml(text: str, *, source: str) -> object:
-    """The YAML document in `text`, safely loaded; duplicate keys are an error."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or exc
-        raise WorkflowError(f"invalid YAML{where}: {problem}", file=source) from exc
-
-
 def workflow_from_data(data: object, *, source: str,
                        known_agents: Collection[str] | None = None,
                        check_plans: bool = True) -> Workflow:
     """Validate an already loaded workflow document (as `parse_workflow` does after YAML)."""
-    where = _Where(source)
+    where = checks.Where(source)
     if not isinstance(data, Mapping):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         where.fail(f"the file is {kind}; it must be a mapping with an `intents:` key")
-    _check_fields(data, TOP_FIELDS, "top-level", where)
+    checks.check_fields(data, TOP_FIELDS, "top-level", where)
     recovery = _recovery_values(data.get("recovery"), where, known_agents, data)
     intents: dict[str, IntentSpec] = {}
     with gc_paused():
@@ -205,7 +110,7 @@ def build_plan(workflow: Workflow, intent_name: str) -> Plan:
     return Plan(intent, source=workflow.source)
 
 
-def _intent_name(raw: object, section: str, where: _Where, node: object) -> str:
+def _intent_name(raw: object, section: str, where: checks.Where, node: object) -> str:
     if not isinstance(raw, str):
         where.fail(f"intent name {raw!r} must be a string", node)
     suffix = "_intent" if section == "parallel_coordination" else ""
@@ -215,22 +120,22 @@ def _intent_name(raw: object, section: str, where: _Where, node: object) -> str:
     return name
 
 
-def _intent(name: str, spec: object, where: _Where, known_agents: Collection[str] | None,
+def _intent(name: str, spec: object, where: checks.Where, known_agents: Collection[str] | None,
             file_recovery: dict[str, Any] | None = None) -> IntentSpec:
     if not isinstance(spec, Mapping):
         where.fail("an intent must be a mapping with `agents`, `phases` or `tasks`", spec)
-    _check_fields(spec, INTENT_FIELDS, "intent", where)
+    checks.check_fields(spec, INTENT_FIELDS, "intent", where)
     recovery = _recovery(file_recovery, _recovery_values(spec.get("recovery"), where,
                                                          known_agents, spec), where, spec)
     retries = recovery.retries if recovery is not None else 0
-    form = _one_of(("agents", "phases", "tasks"), spec, "an intent", where)
+    form = checks.one_of(("agents", "phases", "tasks"), spec, "an intent", where)
     if "parallel" in spec and form != "agents":
         where.fail("`parallel` applies to the agents form only (set it per phase)", spec)
     if form == "agents":
-        agents = _field(spec, "agents", _names, None, where) or where.fail(
+        agents = checks.field(spec, "agents", checks.names, None, where) or where.fail(
             "`agents` must be a non-empty list of names", spec)
         tasks = _chain([TaskSpec(id=agent, agent=agent) for agent in agents],
-                       _field(spec, "parallel", _bool, True, where))
+                       checks.field(spec, "parallel", checks.boolean, True, where))
     elif form == "phases":
         tasks = _phases(spec["phases"], where, spec)
     else:
@@ -242,10 +147,11 @@ def _intent(name: str, spec: object, where: _Where, known_agents: Collection[str
         tasks = [replace(task, retries=retries) for task in tasks]
     if known_agents is not None:
         _check_agents(tasks, known_agents, where)
+    field = partial(checks.field, spec, where=where)
     return IntentSpec(
-        name=name, tasks=tuple(tasks), description=_field(spec, "description", _text, "", where),
-        max_concurrent=_field(spec, "max_concurrent", lambda v: _int(v, 1), None, where),
-        examples=_field(spec, "examples", _strings, (), where), recovery=recovery)
+        name=name, tasks=tuple(tasks), description=field("description", checks.text, ""),
+        max_concurrent=field("max_concurrent", lambda v: checks.integer(v, 1), None),
+        examples=field("examples", checks.strings, ()), recovery=recovery)
 
 
 def _chain(tasks: list[TaskSpec], parallel: bool) -> list[TaskSpec]:
@@ -254,30 +160,30 @@ def _chain(tasks: list[TaskSpec], parallel: bool) -> list[TaskSpec]:
         replace(task, depends_on=(*task.depends_on, before.id)) for before, task in pairwise(tasks)]
 
 
-def _phases(raw: object, where: _Where, node: object) -> list[TaskSpec]:
+def _phases(raw: object, where: checks.Where, node: object) -> list[TaskSpec]:
     if not isinstance(raw, list) or not raw:
         where.fail("`phases` must be a non-empty list of phase mappings", node)
     agents: dict[str, tuple[str, ...]] = {}
-    specs: list[tuple[_Where, Mapping[Any, Any]]] = []
+    specs: list[tuple[checks.Where, Mapping[Any, Any]]] = []
     for index, phase in enumerate(raw):
         here = where.at(phase=f"#{index + 1}")
         if not isinstance(phase, Mapping):
             here.fail("a phase must be a mapping with `name` and `agents`", phase)
-        name = _field(phase, "name", _name, None, here) or here.fail("a phase needs a `name`",
-                                                                      phase)
+        name = checks.field(phase, "name", checks.name, None, here) \
+            or here.fail("a phase needs a `name`", phase)
         if "." in name:
             here.fail(f"phase name {name!r} must not contain '.'", phase)
         here = where.at(phase=name)
-        _check_fields(phase, PHASE_FIELDS, "phase", here)
+        checks.check_fields(phase, PHASE_FIELDS, "phase", here)
         if name in agents:
             here.fail("phase defined twice", phase)
-        agents[name] = _field(phase, "agents", _names, None, here) or here.fail(
+        agents[name] = checks.field(phase, "agents", checks.names, None, here) or here.fail(
             "a phase needs a non-empty `agents` list", phase)
         specs.append((here, phase))
     tasks: list[TaskSpec] = []
     for here, phase in specs:
         name = str(here.phase)
-        after = _field(phase, "depends_on", _unique_strings, (), here)
+        after = checks.field(phase, "depends_on", checks.unique_strings, (), here)
         for dep in after:
             if dep == name:
                 here.fail("a phase cannot depend on itself", phase)
@@ -287,46 +193,46 @@ def _phases(raw: object, where: _Where, node: object) -> list[TaskSpec]:
         deps = tuple(f"{dep}.{agent}" for dep in after for agent in agents[dep])
         own = [TaskSpec(id=f"{name}.{agent}", agent=agent, phase=name, depends_on=deps)
                for agent in agents[name]]
-        tasks += _chain(own, _field(phase, "parallel", _bool, True, here))
+        tasks += _chain(own, checks.field(phase, "parallel", checks.boolean, True, here))
     return tasks
 
 
-def _task(raw: object, index: int, where: _Where) -> TaskSpec:
+def _task(raw: object, index: int, where: checks.Where) -> TaskSpec:
     """A task from its mapping: a quick pass for valid tasks, the careful one to explain."""
     try:
-        values = {key: _TASK_CHECKS[key](value) for key, value in raw.items()  # type: ignore[attr-defined]
+        values = {key: checks.TASK_CHECKS[key](value) for key, value in raw.items()  # type: ignore[attr-defined]
                   if value is not None}
         task_id = values["id"]
         if ("agent" in values) + ("command" in values) + ("python" in values) == 1 \
                 and ("args" not in values or "python" in values) \
-                and task_id and not _BAD_ID_CHAR.search(task_id):
+                and task_id and not checks.BAD_ID_CHAR.search(task_id):
             return TaskSpec(**values)
-    except (AttributeError, KeyError, TypeError, _Bad):
+    except (AttributeError, KeyError, TypeError, checks.Bad):
         pass
     return _checked_task(raw, index, where)
 
 
-def _checked_task(raw: object, index: int, where: _Where) -> TaskSpec:
+def _checked_task(raw: object, index: int, where: checks.Where) -> TaskSpec:
     if not isinstance(raw, Mapping):
         where.at(task=f"#{index + 1}").fail("a task must be a mapping with an `id`", raw)
     task_id = raw.get("id")
     here = where.at(task=task_id if isinstance(task_id, str) else f"#{index + 1}")
-    if not isinstance(task_id, str) or not task_id or _BAD_ID_CHAR.search(task_id):
+    if not isinstance(task_id, str) or not task_id or checks.BAD_ID_CHAR.search(task_id):
         here.fail(f"task id {task_id!r} must be a non-empty string without spaces or '/'", raw)
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        check = _TASK_CHECKS.get(key) or _check_fields(raw, TASK_FIELDS, "task", here)
+        check = checks.TASK_CHECKS.get(key) or checks.check_fields(raw, TASK_FIELDS, "task", here)
         if value is not None:
             try:
                 values[key] = check(value)
-            except _Bad as exc:
-                _refuse(key, value, exc, raw, here)
-    if _one_of(TASK_KINDS, values, "a task", here, raw) != "python" and "args" in values:
+            except checks.Bad as exc:
+                checks.refuse(key, value, exc, raw, here)
+    if checks.one_of(TASK_KINDS, values, "a task", here, raw) != "python" and "args" in values:
         here.fail("`args` applies to python tasks only", raw)
     return TaskSpec(**values)
 
 
-def _tasks_with_subtasks(raw_tasks: list[Any], where: _Where, retries: int) -> list[TaskSpec]:
+def _tasks_with_subtasks(raw_tasks: list[Any], where: checks.Where, retries: int) -> list[TaskSpec]:
     """The tasks of the `tasks:` form, each followed by its subtasks; tasks that set no
     `retries` get the recovery default."""
     tasks: list[TaskSpec] = []
@@ -351,7 +257,7 @@ def _tasks_with_subtasks(raw_tasks: list[Any], where: _Where, retries: int) -> l
     return tasks
 
 
-def _subtasks(parent: TaskSpec, raw: object, where: _Where, node: object,
+def _subtasks(parent: TaskSpec, raw: object, where: checks.Where, node: object,
               retries: int) -> list[TaskSpec]:
     """A task's decomposition: its subtasks, with ids `PARENT.sub.ID`, each depending on the
     parent (so on what it waits for) and on the siblings it names."""
@@ -360,7 +266,7 @@ def _subtasks(parent: TaskSpec, raw: object, where: _Where, node: object,
     local: list[str] = []
     for index, item in enumerate(raw):
         sub_id = item.get("id") if isinstance(item, Mapping) else None
-        if not isinstance(sub_id, str) or not sub_id or _BAD_ID_CHAR.search(sub_id):
+        if not isinstance(sub_id, str) or not sub_id or checks.BAD_ID_CHAR.search(sub_id):
             where.fail(f"subtask #{index + 1} of `decompose`: its id {sub_id!r} must be a "
                        "non-empty string without spaces or '/'", item)
         if sub_id in local:
@@ -380,7 +286,7 @@ def _subtasks(parent: TaskSpec, raw: object, where: _Where, node: object,
                 siblings = ", ".join(name for name in local if name != sub_id) or "none"
                 here.fail(f"depends on {dep!r}, which is not a sibling subtask (siblings: "
                           f"{siblings})", item)
-        body = _Map(item)
+        body = LineMap(item)
         body.line = getattr(item, "line", 0)
         body["id"] = full
         body["depends_on"] = [parent.id, *(f"{parent.id}{SUBTASK_MARK}{dep}" for dep in deps)]
@@ -388,9 +294,9 @@ def _subtasks(parent: TaskSpec, raw: object, where: _Where, node: object,
     return subtasks
 
 
-def _without(raw: Mapping[Any, Any], key: str) -> _Map:
+def _without(raw: Mapping[Any, Any], key: str) -> LineMap:
     """A copy of a mapping without `key`, remembering its line."""
-    copy = _Map((name, value) for name, value in raw.items() if name != key)
+    copy = LineMap((name, value) for name, value in raw.items() if name != key)
     copy.line = getattr(raw, "line", 0)
     return copy
 
@@ -400,7 +306,7 @@ def _with_retries(task: TaskSpec, raw: Mapping[Any, Any], retries: int) -> TaskS
     return replace(task, retries=retries) if retries and raw.get("retries") is None else task
 
 
-def _recovery_values(raw: object, where: _Where, known_agents: Collection[str] | None,
+def _recovery_values(raw: object, where: checks.Where, known_agents: Collection[str] | None,
                      holder: object) -> dict[str, Any] | None:
     """The checked keys of one `recovery:` mapping (None when there is none)."""
     if raw is None:
@@ -408,14 +314,14 @@ def _recovery_values(raw: object, where: _Where, known_agents: Collection[str] |
     if not isinstance(raw, Mapping):
         where.fail("`recovery` must be a mapping with keys " + ", ".join(RECOVERY_FIELDS),
                    holder)
-    _check_fields(raw, RECOVERY_FIELDS, "recovery", where)
+    checks.check_fields(raw, RECOVERY_FIELDS, "recovery", where)
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if value is not None:
             try:
-                values[key] = _RECOVERY_CHECKS[key](value)
-            except _Bad as exc:
-                _refuse(f"recovery.{key}", value, exc, raw, where)
+                values[key] = checks.RECOVERY_CHECKS[key](value)
+            except checks.Bad as exc:
+                checks.refuse(f"recovery.{key}", value, exc, raw, where)
     escalate = values.get("escalate")
     if escalate not in (None, "pause", "none") and known_agents is not None \
             and escalate not in known_agents:
@@ -426,7 +332,7 @@ def _recovery_values(raw: object, where: _Where, known_agents: Collection[str] |
     return values
 
 
-def _recovery(file: dict[str, Any] | None, own: dict[str, Any] | None, where: _Where,
+def _recovery(file: dict[str, Any] | None, own: dict[str, Any] | None, where: checks.Where,
               node: object) -> RecoveryConfig | None:
     """An intent's recovery: its own keys over the file's; None when neither has any."""
     if file is None and own is None:
@@ -438,16 +344,7 @@ def _recovery(file: dict[str, Any] | None, own: dict[str, Any] | None, where: _W
     return config
 
 
-def _one_of(options: tuple[str, ...], present: Mapping[Any, Any], what: str, where: _Where,
-            node: object = None) -> str:
-    found = [option for option in options if option in present]
-    if len(found) != 1:
-        where.fail(f"{what} needs exactly one of {', '.join(options)} "
-                   f"(found: {', '.join(found) or 'none'})", node or present)
-    return found[0]
-
-
-def _check_agents(tasks: list[TaskSpec], known: Collection[str], where: _Where) -> None:
+def _check_agents(tasks: list[TaskSpec], known: Collection[str], where: checks.Where) -> None:
     for task in tasks:
         if task.agent is not None and task.agent not in known:
             close = difflib.get_close_matches(task.agent, list(known), n=1)
@@ -455,144 +352,3 @@ def _check_agents(tasks: list[TaskSpec], known: Collection[str], where: _Where) 
             names = ", ".join(sorted(known)) or "none"
             where.at(task=task.id).fail(f"unknown agent {task.agent!r}{hint} (known: {names})")
 
-
-def _check_fields(mapping: Mapping[Any, Any], allowed: tuple[str, ...], what: str,
-                  where: _Where) -> Any:
-    """Refuse the first key of `mapping` that is not `allowed`, suggesting the closest one."""
-    for key in mapping:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            where.fail(f"unknown {what} field {key!r}{hint}; allowed: {', '.join(allowed)}",
-                       mapping)
-    return None
-
-
-def _field(mapping: Mapping[Any, Any], key: str, check: Callable[[Any], Any], default: Any,
-           where: _Where) -> Any:
-    """The checked value of `key`, or `default` when it is absent or null."""
-    value = mapping.get(key)
-    if value is None:
-        return default
-    try:
-        return check(value)
-    except _Bad as exc:
-        _refuse(key, value, exc, mapping, where)
-
-
-def _refuse(key: str, value: object, problem: _Bad, mapping: object, where: _Where) -> NoReturn:
-    shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:60]}..."
-    where.fail(f"`{key}` {problem}, not {shown}", mapping)
-
-
-def _passing(test: Callable[[Any], object], message: str) -> Callable[[object], Any]:
-    """A check that returns the values `test` accepts and refuses the others with `message`."""
-    def check(value: object) -> Any:
-        if test(value):
-            return value
-        raise _Bad(message)
-    return check
-
-
-_text = _passing(lambda v: isinstance(v, str), "must be a string")
-_bool = _passing(lambda v: isinstance(v, bool), "must be true or false")
-_name = _passing(lambda v: isinstance(v, str) and v and not _BAD_ID_CHAR.search(v),
-                 "must be a non-empty string without spaces or '/'")
-_python_target = _passing(lambda v: isinstance(v, str) and _PYTHON_TARGET.fullmatch(v),
-                          "must be an import path `package.module:function`")
-
-
-def _strings(value: object, unique: bool = False) -> tuple[str, ...]:
-    if not isinstance(value, list) or not {*map(type, value)} <= {str} or not all(value):
-        raise _Bad("must be a list of non-empty strings")
-    if unique and len(set(value)) != len(value):
-        raise _Bad("must not list a name twice")
-    return tuple(value)
-
-
-_unique_strings = partial(_strings, unique=True)
-
-
-def _names(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        raise _Bad("must be a non-empty list of names")
-    return _unique_strings([_name(item) for item in value])
-
-
-def _argv(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise _Bad('must be an argv list such as ["python", "fetch.py"] (no shell lines)')
-    if not isinstance(value, list) or not value or not {*map(type, value)} <= {str} or not value[0]:
-        raise _Bad("must be a non-empty list of strings, starting with a program name")
-    return tuple(value)
-
-
-def _int(value: object, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Bad("must be an integer")
-    if minimum is not None and value < minimum:
-        raise _Bad(f"must be an integer >= {minimum}")
-    return value
-
-
-def _number(value: object, minimum: float = -math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Bad("must be a finite number")
-    if value < minimum:
-        raise _Bad(f"must be a number >= {minimum:g}")
-    return float(value)
-
-
-def _timeout(value: object) -> float:
-    if (seconds := _number(value)) > 0:
-        return seconds
-    raise _Bad("must be a positive number of seconds")
-
-
-def _resources(value: object) -> dict[str, float]:
-    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-        raise _Bad("must be a mapping of resource names to numbers")
-    return {key: _number(amount, 0.0) for key, amount in value.items()}
-
-
-def _json_object(value: object) -> dict[str, Any]:
-    if isinstance(value, Mapping) and _is_json(value):
-        return dict(value)
-    raise _Bad("must be a mapping of JSON values (strings, numbers, booleans, lists, maps)")
-
-
-def _is_json(value: object) -> bool:
-    if isinstance(value, list):
-        return all(map(_is_json, value))
-    if isinstance(value, Mapping):
-        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
-    return value is None or isinstance(value, str | int) or (
-        isinstance(value, float) and math.isfinite(value))
-
-
-def _escalation(value: object) -> str:
-    if isinstance(value, str) and value.strip() and not _BAD_ID_CHAR.search(value.strip()):
-        return value.strip()
-    raise _Bad("must be pause, none or an agent name")
-
-
-def _subtask_list(value: object) -> tuple[str, ...]:
-    """Never reached with a value: `_tasks_with_subtasks` takes `decompose` out of a task's
-    mapping and `_subtasks` reads it."""
-    raise _Bad("must be a non-empty list of task mappings")
-
-
-_RECOVERY_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "retries": lambda v: _int(v, 0), "backoff": lambda v: _number(v, 0.0),
-    "backoff_max": lambda v: _number(v, 0.0), "fallback": _bool, "escalate": _escalation,
-}
-"""How each key of a `recovery:` mapping is checked; the keys are exactly RECOVERY_FIELDS."""
-
-_TASK_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "id": _text, "agent": _name, "command": _argv, "python": _python_target,
-    "args": _json_object, "depends_on": _unique_strings, "priority": _int,
-    "timeout": _timeout, "retries": lambda v: _int(v, 0), "idempotent": _bool,
-    "resources": _resources, "phase": _name, "description": _text,
-    "decompose": _subtask_list,
-}
-"""How each task field is checked and converted; the keys are exactly TASK_FIELDS."""
