@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator_tui.engine.bus import Bus, publish_event
-from orchestrator_tui.store import bus, context
+from orchestrator_tui.store import bus, bus_events, context
 from orchestrator_tui.store.bus import BusError, Outgoing
 from orchestrator_tui.store.context import ContextConflict
 from orchestrator_tui.store.writer import Writer
@@ -200,7 +200,7 @@ def test_bad_payloads_are_refused_and_nothing_is_stored(db: Path, payload: str |
     with pytest.raises(BusError, match=words):
         context.context_set(conn, "s", "k", payload, "x")
     with pytest.raises(BusError, match=words):
-        bus.publish(conn, "x", "evt", payload)
+        bus_events.publish(conn, "x", "evt", payload)
     assert count(db) == 0
     assert conn.execute("SELECT count(*) FROM context").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM bus_events").fetchone()[0] == 0
@@ -273,7 +273,7 @@ def test_events_reach_subscribers_through_the_engine_writer(db: Path) -> None:
     [seen] = bus.receive(conn, "watcher")
     assert seen.type == "task_completed" and json.loads(seen.payload) == {"task": "t1"}
     assert bus.receive(conn, "deaf") == []
-    assert bus.events(conn)[0]["id"] == event_id
+    assert bus_events.events(conn)[0]["id"] == event_id
     context.record_progress(conn, "watcher", 40, "half", session_id="s1", task_id="t2")
     assert context.latest_progress(conn, "s1")["t2"]["percent"] == 40
     assert bus.receive(conn, "all", 5)[-1].type == "progress"

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from orchestrator_tui.store import bus as sql
+from orchestrator_tui.store import bus_events as sql_events
 from orchestrator_tui.store import context as shared
 from orchestrator_tui.store.bus import Message, Outgoing, Sent
 from orchestrator_tui.store.context import ContextValue
@@ -112,7 +113,7 @@ class Bus:
     async def publish(self, source: str, type: str, payload: Any, *,
                       session_id: str | None = None) -> tuple[int, int]:
         """Publish an event (payload: any JSON-able value); (event id, subscribers)."""
-        return await self._run(sql.publish, source, type, _json(payload),
+        return await self._run(sql_events.publish, source, type, _json(payload),
                                session_id=session_id)
 
     async def context_get(self, session_id: str, key: str) -> ContextValue | None:
@@ -149,7 +150,7 @@ class Bus:
     async def events(self, *, session_id: str | None = None,
                      limit: int = 100) -> list[dict[str, Any]]:
         """The newest published events."""
-        return await self._run(sql.events, session_id=session_id, limit=limit)
+        return await self._run(sql_events.events, session_id=session_id, limit=limit)
 
     async def agent_status(self) -> list[dict[str, Any]]:
         """Every registered agent with its messages by state."""
@@ -187,5 +188,5 @@ async def publish_event(writer: Writer, type: str, payload: Any, *,
         BusError: a bad type or payload (nothing written). StoreError: the batch failed.
     """
     text = _json(payload)
-    return await writer.call(lambda conn: sql.publish(conn, source, type, text,
+    return await writer.call(lambda conn: sql_events.publish(conn, source, type, text,
                                                       session_id=session_id))

@@ -311,7 +311,7 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
     def _hand_over(self, tid: str, now: float) -> None:
         """Offer the messages the task's agent got while the task ran, and has not
         acknowledged, to the agents of its dependents (other than itself): copies, one per
-        agent (see `store.bus.HAND_OVER`)."""
+        agent (see `store.bus_events.HAND_OVER`)."""
         agent = self._agent_of[tid]
         parent_of = self.failure_recovery.parent_of
         targets = sorted({target for dep in self.plan.graph.succ[tid]

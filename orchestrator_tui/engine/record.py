@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator_tui.core.states import SessionState, TaskState, check_session, check_task
 from orchestrator_tui.engine.events import Attempt, JournalEntry, TaskRow
 from orchestrator_tui.engine.runners.base import Outcome
-from orchestrator_tui.store import bus, records
+from orchestrator_tui.store import bus, bus_events, records
 from orchestrator_tui.store.writer import Writer
 
 JOURNAL_SIZE = 5000
@@ -73,14 +73,14 @@ class SessionRecord:
         if not (self._every_event or type in self.subscribed):
             return
         text = json.dumps(payload, default=str)
-        self._bus_ops += bus.event_statements(bus.ENGINE, type, text,
+        self._bus_ops += bus_events.event_statements(bus.ENGINE, type, text,
                                               session_id=self.session_id,
                                               now=time.time() if now is None else now)
 
     def hand_over(self, agent: str, targets: Iterable[str], since: float, now: float) -> None:
         """Queue copies of the messages `agent` got since `since` and has not acknowledged,
-        one set for each agent of `targets` (see `store.bus.HAND_OVER`)."""
-        self._bus_ops += [(bus.HAND_OVER, (target, now, agent, since, self.session_id))
+        one set for each agent of `targets` (see `store.bus_events.HAND_OVER`)."""
+        self._bus_ops += [(bus_events.HAND_OVER, (target, now, agent, since, self.session_id))
                           for target in targets]
 
     def set_task(self, tid: str, new: TaskState, reason: str, now: float) -> None:

@@ -35,7 +35,7 @@ from orchestrator_tui.engine.recovery import Settled, leftover_pids, settle, sto
 from orchestrator_tui.engine.registry import Registry
 from orchestrator_tui.engine.runners.ray_runner import RayRunner, executor_runner
 from orchestrator_tui.engine.settings import effective
-from orchestrator_tui.store import bus, queries, records
+from orchestrator_tui.store import bus_events, queries, records
 from orchestrator_tui.store.backup import DEFAULT_EVERY_MINUTES, DEFAULT_KEEP, auto_backup
 from orchestrator_tui.store.database import connect
 from orchestrator_tui.store.integrity import check_file
@@ -326,7 +326,7 @@ class Engine:
 
     async def _subscribed_types(self) -> list[str]:
         """The event types some active agent listens to (read once a heartbeat)."""
-        async with self.reader.execute(bus.SUBSCRIBED_TYPES) as cursor:
+        async with self.reader.execute(bus_events.SUBSCRIBED_TYPES) as cursor:
             return [str(row[0]) for row in await cursor.fetchall()]
 
     async def _beat(self) -> None:

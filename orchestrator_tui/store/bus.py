@@ -1,5 +1,5 @@
-"""The message bus in SQL: agents, messages and events (the shared context store and progress
-are in `store.context`).
+"""The message bus in SQL: agents and messages (events are in `store.bus_events`, the shared
+context store and progress in `store.context`).
 
 Every function takes a plain `sqlite3` connection. Writes run through `transaction`, which
 opens `BEGIN IMMEDIATE` (or joins the caller's transaction, as inside the engine's writer)
@@ -262,9 +262,9 @@ class Sent:
     reason: str | None = None
 
 
-_INSERT = ("INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, type, "
-           "payload, priority, state, max_attempts, visible_at, reason, event_id, created_at) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_MESSAGE = ("INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, "
+                  "type, payload, priority, state, max_attempts, visible_at, reason, event_id, "
+                  "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def send_many(conn: sqlite3.Connection, outgoing: Sequence[Outgoing], *,
@@ -289,7 +289,7 @@ def send_many(conn: sqlite3.Connection, outgoing: Sequence[Outgoing], *,
                      now) for agent in ([*targets] if targets else [None])]
             ids = []
             for row in rows:  # one by one for the ids; executemany gives only the last
-                cursor = db.execute(_INSERT, row)
+                cursor = db.execute(INSERT_MESSAGE, row)
                 ids.append(int(cursor.lastrowid or 0))
             results.append(Sent(tuple(ids), tuple(targets), reason))
         return results
@@ -472,94 +472,3 @@ def agent_status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             for name, caps, active, session, seen in conn.execute(
                 "SELECT name, capabilities, active, session_id, seen_at FROM bus_agents "
                 "ORDER BY name")]
-
-
-# -- events ------------------------------------------------------------------------------
-
-
-def publish(conn: sqlite3.Connection, source: str, type: str, payload: str | bytes, *,
-            session_id: str | None = None, priority: str = "normal") -> tuple[int, int]:
-    """Record an event and fan it out as a message to every active subscriber of its type
-    (or of `*`); returns (event id, messages made)."""
-    where = f"event {type!r} from {source!r}"
-    check_name(source, f"{where}: source")
-    check_name(type, f"{where}: type")
-    text, number = check_payload(payload, where), check_priority(priority, where)
-
-    def body(db: sqlite3.Connection) -> tuple[int, int]:
-        now = time.time()
-        subscribers = [row[0] for row in db.execute(
-            "SELECT DISTINCT s.agent FROM bus_subscriptions s JOIN bus_agents a ON "
-            "a.name = s.agent WHERE s.event IN (?, '*') AND a.active = 1 AND s.agent != ? "
-            "ORDER BY s.agent", (type, source))]
-        event_id = int(db.execute(
-            "INSERT INTO bus_events (session_id, source, type, payload, subscribers, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (session_id, source, type, text, len(subscribers), now)).lastrowid or 0)
-        db.executemany(_INSERT, [(session_id, source, "agent", agent, agent, type, text,
-                                  number, "pending", MAX_ATTEMPTS, now, None, event_id, now)
-                                 for agent in subscribers])
-        return event_id, len(subscribers)
-    return transaction(conn, body)
-
-
-def events(conn: sqlite3.Connection, *, session_id: str | None = None,
-           limit: int = 100) -> list[dict[str, Any]]:
-    """The newest published events, oldest first."""
-    sql = "SELECT id, session_id, source, type, payload, subscribers, created_at FROM bus_events"
-    rows = (conn.execute(sql + " WHERE session_id = ? ORDER BY id DESC LIMIT ?",
-                         (session_id, limit)) if session_id
-            else conn.execute(sql + " ORDER BY id DESC LIMIT ?", (limit,))).fetchall()
-    return [{"id": r[0], "session": r[1], "source": r[2], "type": r[3],
-             "payload": json.loads(r[4]), "subscribers": r[5], "created_at": r[6]}
-            for r in reversed(rows)]
-
-
-# -- the engine's queued statements ------------------------------------------------------
-# The engine writes through its group-commit writer, which takes plain statements; these
-# publish an event and hand a finished task's messages on without a read round trip.
-
-SUBSCRIBED_TYPES = ("SELECT DISTINCT s.event FROM bus_subscriptions s JOIN bus_agents a ON "
-                    "a.name = s.agent WHERE a.active = 1")
-"""The event types some active agent listens to (`*`: every type)."""
-
-_LISTENERS = ("FROM bus_subscriptions s JOIN bus_agents a ON a.name = s.agent WHERE "
-              "s.event IN (?, '*') AND a.active = 1 AND s.agent != ?")
-RECORD_EVENT = ("INSERT INTO bus_events (session_id, source, type, payload, subscribers, "
-                f"created_at) SELECT ?, ?, ?, ?, count(DISTINCT s.agent), ? {_LISTENERS}")
-FAN_OUT_EVENT = (
-    "INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, type, "
-    "payload, priority, state, max_attempts, visible_at, reason, event_id, created_at) "
-    "SELECT ?, ?, 'agent', agent, agent, ?, ?, ?, 'pending', ?, ?, NULL, "
-    f"(SELECT max(id) FROM bus_events), ? FROM (SELECT DISTINCT s.agent AS agent {_LISTENERS})"
-    " ORDER BY agent")
-"""Run right after `RECORD_EVENT` in the same transaction: the newest event is that one."""
-
-HAND_OVER = (
-    "INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, type, "
-    "payload, priority, state, max_attempts, visible_at, reason, event_id, created_at) "
-    "SELECT m.session_id, m.sender, 'agent', ?1, ?1, m.type, m.payload, m.priority, "
-    "'pending', m.max_attempts, ?2, 'handed over from message ' || m.id, NULL, ?2 "
-    f"FROM messages m WHERE m.agent = ?3 AND m.state IN {OPEN_STATES} AND m.created_at >= ?4 "
-    "AND m.event_id IS NULL AND (m.session_id = ?5 OR m.session_id IS NULL) AND NOT EXISTS "
-    "(SELECT 1 FROM messages c WHERE c.agent = ?1 AND c.reason = "
-    "'handed over from message ' || m.id) ORDER BY m.priority, m.id")
-"""Copy the messages an agent got while its task ran and has not acknowledged to the agent
-of a dependent task. Parameters: (to agent, now, from agent, since, session id)."""
-
-
-def event_statements(source: str, type: str, payload: str, *, session_id: str | None,
-                     now: float, priority: str = "normal") -> list[tuple[str, tuple[Any, ...]]]:
-    """The two statements that record an event and fan it out to its active subscribers,
-    for a writer that queues statements (the engine's) or a caller's open transaction.
-
-    Raises:
-        BusError: a bad source, type, priority or payload (nothing to write then).
-    """
-    where = f"event {type!r} from {source!r}"
-    check_name(source, f"{where}: source")
-    check_name(type, f"{where}: type")
-    text, number = check_payload(payload, where), check_priority(priority, where)
-    return [(RECORD_EVENT, (session_id, source, type, text, now, type, source)),
-            (FAN_OUT_EVENT, (session_id, source, type, text, number, MAX_ATTEMPTS, now, now,
-                             type, source))]

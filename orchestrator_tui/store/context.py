@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator_tui.store.bus import BusError, check_name, check_payload, publish, transaction
+from orchestrator_tui.store.bus import BusError, check_name, check_payload, transaction
+from orchestrator_tui.store.bus_events import publish
 
 
 class ContextConflict(BusError):
