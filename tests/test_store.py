@@ -121,6 +121,7 @@ async def test_small_batches_are_written_on_the_loop_and_locked_ones_wait_in_the
     loop_thread = threading.get_ident()
     writer.add("INSERT INTO settings (key, value) VALUES ('small', 'x')")
     assert await writer.commit_then(threading.get_ident) == loop_thread
+    assert await writer.commit_then(threading.get_ident, in_thread=True) != loop_thread
     for i in range(INLINE_OPS + 1):
         writer.add("INSERT INTO settings (key, value) VALUES (?, 'x')", (f"big-{i}",))
     assert await writer.commit_then(threading.get_ident) != loop_thread

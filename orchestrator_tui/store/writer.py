@@ -79,6 +79,8 @@ class Writer:
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._in_thread = False
+        """Whether something queued for the next batch must run in the writer's thread."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: queue.SimpleQueue[_Batch | str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -106,7 +108,7 @@ class Writer:
             with contextlib.closing(sqlite3.connect(target)) as dest:
                 self._conn.backup(dest)
             target.chmod(0o600)
-        await self.commit_then(copy)
+        await self.commit_then(copy, in_thread=True)  # a long copy must not stop the loop
 
     async def start(self) -> None:
         """Open the writer's connection in the writer's own thread, which then takes the
@@ -161,20 +163,22 @@ class Writer:
         self._send_soon()
         return waiter
 
-    async def commit_then(self, fn: Callable[[], T]) -> T:
-        """Commit what is queued, then run `fn()` in the writer's thread right after that
-        commit, and return its result.
+    async def commit_then(self, fn: Callable[[], T], *, in_thread: bool = False) -> T:
+        """Commit what is queued, then run `fn()` right after that commit, in the thread that
+        wrote it (the writer's, or the loop's for a small batch; `in_thread`: the writer's
+        always), and return its result.
 
         For work that must not start before its record is durable (starting a process after
         its `running` row): it starts at the earliest safe moment, without a round trip
         through the event loop. `fn` runs only if the commit succeeded.
         """
-        return await self.then(fn)
+        return await self.then(fn, in_thread=in_thread)
 
-    def then(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+    def then(self, fn: Callable[[], T], *, in_thread: bool = False) -> asyncio.Future[T]:
         """`commit_then` for callers that go on meanwhile: the future of `fn()`'s result."""
         result: asyncio.Future[T] = self._running_loop().create_future()
         self._afters.append((fn, result))
+        self._in_thread = self._in_thread or in_thread
         self._send_soon()
         return result
 
@@ -214,8 +218,9 @@ class Writer:
     def _send(self) -> None:
         self._sending = False
         if not self._in_flight and (self._ops or self._waiters or self._afters):
-            batch = _Batch(self._ops, self._waiters, self._afters)
+            batch = _Batch(self._ops, self._waiters, self._afters, self._in_thread)
             self._ops, self._waiters, self._afters = [], [], []
+            self._in_thread = False
             if self._write_here(batch):
                 return
             self._in_flight = True
@@ -225,7 +230,7 @@ class Writer:
         """Write a small batch of plain statements now, on the loop's thread, unless the
         lock is taken; say whether it was written (or failed for good)."""
         conn = self._inline_conn
-        if conn is None or len(batch.ops) > INLINE_OPS \
+        if conn is None or batch.in_thread or len(batch.ops) > INLINE_OPS \
                 or not all(isinstance(op[0], str) for op in batch.ops):
             return False
         try:
@@ -395,6 +400,8 @@ class _Batch:
     ops: list[Op]
     waiters: list[asyncio.Future[None]]
     afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]]
+    in_thread: bool = False
+    """Whether it must be written by the writer's thread (an after must run there)."""
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
