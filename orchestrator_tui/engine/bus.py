@@ -189,4 +189,4 @@ async def publish_event(writer: Writer, type: str, payload: Any, *,
     """
     text = _json(payload)
     return await writer.call(lambda conn: sql_events.publish(conn, source, type, text,
-                                                      session_id=session_id))
+                                                             session_id=session_id))

@@ -73,9 +73,9 @@ class SessionRecord:
         if not (self._every_event or type in self.subscribed):
             return
         text = json.dumps(payload, default=str)
-        self._bus_ops += bus_events.event_statements(bus.ENGINE, type, text,
-                                              session_id=self.session_id,
-                                              now=time.time() if now is None else now)
+        self._bus_ops += bus_events.event_statements(
+            bus.ENGINE, type, text, session_id=self.session_id,
+            now=time.time() if now is None else now)
 
     def hand_over(self, agent: str, targets: Iterable[str], since: float, now: float) -> None:
         """Queue copies of the messages `agent` got since `since` and has not acknowledged,

@@ -262,9 +262,9 @@ class Sent:
     reason: str | None = None
 
 
-INSERT_MESSAGE = ("INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, "
-                  "type, payload, priority, state, max_attempts, visible_at, reason, event_id, "
-                  "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT = ("INSERT INTO messages (session_id, sender, recipient_kind, recipient, agent, type, "
+           "payload, priority, state, max_attempts, visible_at, reason, event_id, created_at) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def send_many(conn: sqlite3.Connection, outgoing: Sequence[Outgoing], *,
@@ -289,7 +289,7 @@ def send_many(conn: sqlite3.Connection, outgoing: Sequence[Outgoing], *,
                      now) for agent in ([*targets] if targets else [None])]
             ids = []
             for row in rows:  # one by one for the ids; executemany gives only the last
-                cursor = db.execute(INSERT_MESSAGE, row)
+                cursor = db.execute(_INSERT, row)
                 ids.append(int(cursor.lastrowid or 0))
             results.append(Sent(tuple(ids), tuple(targets), reason))
         return results

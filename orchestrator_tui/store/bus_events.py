@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 from orchestrator_tui.store.bus import (
-    INSERT_MESSAGE,
     MAX_ATTEMPTS,
     OPEN_STATES,
     check_name,
@@ -23,26 +22,14 @@ from orchestrator_tui.store.bus import (
 def publish(conn: sqlite3.Connection, source: str, type: str, payload: str | bytes, *,
             session_id: str | None = None, priority: str = "normal") -> tuple[int, int]:
     """Record an event and fan it out as a message to every active subscriber of its type
-    (or of `*`); returns (event id, messages made)."""
-    where = f"event {type!r} from {source!r}"
-    check_name(source, f"{where}: source")
-    check_name(type, f"{where}: type")
-    text, number = check_payload(payload, where), check_priority(priority, where)
+    (or of `*`); returns (event id, messages made). The same two statements as the engine
+    queues (`event_statements`), run in a transaction of their own."""
+    (record, recorded), (fan_out, fanned) = event_statements(
+        source, type, payload, session_id=session_id, now=time.time(), priority=priority)
 
     def body(db: sqlite3.Connection) -> tuple[int, int]:
-        now = time.time()
-        subscribers = [row[0] for row in db.execute(
-            "SELECT DISTINCT s.agent FROM bus_subscriptions s JOIN bus_agents a ON "
-            "a.name = s.agent WHERE s.event IN (?, '*') AND a.active = 1 AND s.agent != ? "
-            "ORDER BY s.agent", (type, source))]
-        event_id = int(db.execute(
-            "INSERT INTO bus_events (session_id, source, type, payload, subscribers, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (session_id, source, type, text, len(subscribers), now)).lastrowid or 0)
-        db.executemany(INSERT_MESSAGE, [(session_id, source, "agent", agent, agent, type, text,
-                                  number, "pending", MAX_ATTEMPTS, now, None, event_id, now)
-                                 for agent in subscribers])
-        return event_id, len(subscribers)
+        event_id = int(db.execute(record, recorded).lastrowid or 0)
+        return event_id, db.execute(fan_out, fanned).rowcount
     return transaction(conn, body)
 
 
@@ -91,7 +78,7 @@ HAND_OVER = (
 of a dependent task. Parameters: (to agent, now, from agent, since, session id)."""
 
 
-def event_statements(source: str, type: str, payload: str, *, session_id: str | None,
+def event_statements(source: str, type: str, payload: str | bytes, *, session_id: str | None,
                      now: float, priority: str = "normal") -> list[tuple[str, tuple[Any, ...]]]:
     """The two statements that record an event and fan it out to its active subscribers,
     for a writer that queues statements (the engine's) or a caller's open transaction.

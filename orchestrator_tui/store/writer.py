@@ -280,6 +280,7 @@ class Writer:
                     if not answer(self._checkpointed):
                         return
                     continue
+                assert self._conn is not None
                 try:
                     outcomes = self._write(self._conn, batch.ops, batch.afters)
                 except Exception as error:  # the batch is lost: tell everyone who waits
@@ -374,12 +375,11 @@ class Writer:
             raise
         return outcomes
 
-    def _write(self, conn: sqlite3.Connection | None, ops: list[Op],
+    def _write(self, conn: sqlite3.Connection, ops: list[Op],
                afters: list[tuple[Callable[[], Any], asyncio.Future[Any]]],
                ) -> list[tuple[asyncio.Future[Any], Any]]:
         """Run a batch in one transaction on `conn`, then the work that waited for it;
         return the results, to be delivered on the event loop."""
-        assert conn is not None
         outcomes = self._transaction(conn, ops) if ops else []
         for after, future in afters:
             try:
