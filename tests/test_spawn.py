@@ -1,11 +1,18 @@
-"""Following children's exits: every future gets its own child's exit code, whatever order
-they end in, and the loop's shared epoll set is released once idle."""
+"""Starting children and following their exits: a child starts in its folder with its
+environment and Python's ignored signals back at their defaults, whichever way it is started;
+one that cannot start is reported with the program or folder at fault; every future gets its
+own child's exit code, whatever order they end in, and the loop's shared epoll set is
+released once idle."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import signal
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +23,92 @@ pytestmark = pytest.mark.skipif(not spawn.FAST_SPAWN or not hasattr(os, "pidfd_o
                                 reason="needs posix_spawn and pidfds")
 
 
+ENVIRON = [name + b"=" + value for name, value in os.environb.items()]
+
+
+@pytest.fixture(params=["fork_exec", "posix_spawn"])
+def starter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Each test runs with both ways of starting a child (where this Python has both)."""
+    if request.param == "posix_spawn":
+        if not hasattr(os, "posix_spawn"):
+            pytest.skip("no posix_spawn")
+        monkeypatch.setattr(spawn, "_fork_exec", None)
+    elif spawn._fork_exec is None:
+        pytest.skip(f"fork_exec is not used on Python {sys.version_info[:2]}")
+    yield request.param
+
+
 def start(code: int, delay: float) -> SpawnedProcess:
     argv = (sys.executable, "-c", f"import time, sys; time.sleep({delay}); sys.exit({code})")
-    return SpawnedProcess.spawn(argv, dict(os.environb), 1, 2)
+    return SpawnedProcess.spawn(argv, ENVIRON, 1, 2)
 
 
-async def test_each_child_reports_its_own_exit_code() -> None:
+def output_of(argv: tuple[str, ...], env: list[bytes], cwd: str | None = None) -> str:
+    """What a spawned command prints, once it has exited with 0."""
+    read, write = os.pipe2(os.O_CLOEXEC)
+    try:
+        child = SpawnedProcess.spawn(argv, env, write, 2, cwd)
+    finally:
+        os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    assert child.wait() == 0
+    return text
+
+
+def test_a_child_gets_its_environment_and_folder(starter: str, tmp_path: Path) -> None:
+    env = output_of((shutil.which("env") or "/usr/bin/env",), [b"ONE=1", b"TWO=a=b"])
+    assert env.splitlines() == ["ONE=1", "TWO=a=b"]
+    folder = str(tmp_path.resolve())
+    cwd = None if starter == "posix_spawn" else folder  # posix_spawn keeps the caller's
+    where = output_of((sys.executable, "-c", "import os; print(os.getcwd())"), ENVIRON, cwd)
+    assert where.strip() == (folder if cwd else str(Path.cwd()))
+
+
+def test_a_child_has_default_sigpipe_in_a_session_of_its_own(starter: str) -> None:
+    """Python ignores SIGPIPE; a child must not inherit that (`yes | head` would never end)."""
+    child = SpawnedProcess.spawn((shutil.which("sleep") or "/bin/sleep", "5"), ENVIRON, 1, 2)
+    try:
+        status = Path(f"/proc/{child.pid}/status").read_text()
+        ignored = int(next(line.split()[1] for line in status.splitlines()
+                           if line.startswith("SigIgn:")), 16)
+        assert not ignored & (1 << (signal.SIGPIPE - 1))
+        assert os.getsid(child.pid) == child.pid
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def test_a_child_that_cannot_start_names_the_program_or_folder(starter: str,
+                                                               tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing")
+    zombies = own_zombies()
+    with pytest.raises(FileNotFoundError) as caught:
+        SpawnedProcess.spawn((missing,), ENVIRON, 1, 2)
+    assert caught.value.filename == missing
+    if starter == "fork_exec":
+        with pytest.raises(FileNotFoundError) as caught:
+            SpawnedProcess.spawn((sys.executable, "-c", "pass"), ENVIRON, 1, 2, missing)
+        assert caught.value.filename == missing
+    assert own_zombies() == zombies  # the failed children were reaped
+
+
+def own_zombies() -> set[int]:
+    """This process's children that have exited and not been reaped."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            state, parent = stat.rsplit(")", 1)[1].split()[:2]
+            if state == "Z" and int(parent) == os.getpid():
+                found.add(int(entry.name))
+    return found
+
+
+async def test_each_child_reports_its_own_exit_code(starter: str) -> None:
     children = [start(code, delay) for code, delay in
                 [(3, 0.3), (0, 0.0), (7, 0.2), (1, 0.1), (0, 0.25), (9, 0.05)]]
     codes = await asyncio.gather(*(watch_exit(child) for child in children))

@@ -252,9 +252,9 @@ class CommandRunner:
 
     def __init__(self, base_env: dict[str, str] | None = None) -> None:
         self.base_env = dict(os.environ if base_env is None else base_env)
-        self._encoded_env = _encoded(self.base_env)
-        """The environment as bytes: `posix_spawn` takes it so without converting each
-        variable at every start."""
+        self._encoded_bases: dict[tuple[str, ...], list[bytes]] = {}
+        """The base environment as `NAME=value` bytes without the names a job sets, by those
+        names (jobs of one engine set the same few): encoded once, not at every start."""
         self._young: deque[tuple[float, CommandHandle]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -292,9 +292,9 @@ class CommandRunner:
         try:
             proc: Process
             if FAST_SPAWN and job.stdin is None and job.argv[0].startswith("/") \
-                    and str(job.workspace) == os.getcwd():  # noqa: PTH109 - a plain string
-                proc = SpawnedProcess.spawn(job.argv, {**self._encoded_env, **_encoded(job.env)},
-                                            out_w, err_w)
+                    and SpawnedProcess.can_start_in(cwd := str(job.workspace)):
+                proc = SpawnedProcess.spawn(job.argv, self._environment(job.env), out_w, err_w,
+                                            cwd)
             else:
                 env = {**self.base_env, **job.env}
                 proc = subprocess.Popen(
@@ -309,6 +309,16 @@ class CommandRunner:
             os.close(out_w)
             os.close(err_w)
         return proc, out_r, err_r
+
+    def _environment(self, env: dict[str, str]) -> list[bytes]:
+        """The base environment with `env` over it, as `NAME=value` entries."""
+        names = tuple(env)
+        base = self._encoded_bases.get(names)
+        if base is None:
+            base = self._encoded_bases[names] = [
+                _entry(name, value) for name, value in self.base_env.items()
+                if name not in env and name and "=" not in name]
+        return base + [_entry(name, value) for name, value in env.items()]
 
     def handle(self, job: Job, started: Started) -> CommandHandle:
         """The handle of a started command (on the event loop's thread)."""
@@ -331,8 +341,10 @@ class CommandRunner:
             if self._young else None
 
 
-def _encoded(env: dict[str, str]) -> dict[bytes, bytes]:
-    return {os.fsencode(name): os.fsencode(value) for name, value in env.items()}
+def _entry(name: str, value: str) -> bytes:
+    if "=" in name or not name:
+        raise ValueError(f"illegal environment variable name {name!r}")
+    return os.fsencode(name) + b"=" + os.fsencode(value)
 
 
 def _feed(stdin: IO[bytes], data: bytes) -> None:
