@@ -14,6 +14,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -341,10 +342,14 @@ class CommandRunner:
             if self._young else None
 
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
 def _entry(name: str, value: str) -> bytes:
+    """`NAME=value` as the bytes a child's environment holds (as `os.fsencode` makes them)."""
     if "=" in name or not name:
         raise ValueError(f"illegal environment variable name {name!r}")
-    return os.fsencode(name) + b"=" + os.fsencode(value)
+    return f"{name}={value}".encode(_FS_ENCODING, _FS_ERRORS)
 
 
 def _feed(stdin: IO[bytes], data: bytes) -> None:
