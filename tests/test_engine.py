@@ -239,6 +239,19 @@ async def test_a_missing_program_fails_with_a_clear_error(
     assert isinstance(error, str) and "cannot start" in error and "no-such-prog-42" in error
 
 
+async def test_a_program_that_cannot_run_fails_naming_it(tmp_path: Path, workspace: Path
+                                                         ) -> None:
+    """Found, but not executable: the child's report of its failed exec becomes the error."""
+    program = tmp_path / "not-executable"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o644)
+    db = tmp_path / "state.db"
+    final, _ = await run_plan(db, workspace, [TaskSpec(id="x", command=(str(program),))])
+    assert final == SessionState.FAILED
+    assert rows(db, "SELECT error FROM tasks") == [
+        (f"cannot start: Permission denied ({program})",)]
+
+
 async def test_python_tasks_run_in_process(tmp_path: Path, workspace: Path) -> None:
     tasks = [TaskSpec(id=f"n{i}", python="orchestrator_tui.engine.runners.python:noop",
                       depends_on=(f"n{i - 1}",) if i else ()) for i in range(50)]

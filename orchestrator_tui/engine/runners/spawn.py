@@ -117,7 +117,7 @@ def _start_error(report: bytes, program: str, cwd: str | None) -> OSError:
         code = 0
     if name == b"OSError" and code:
         return OSError(code, os.strerror(code), cwd if detail == b"noexec" and cwd else program)
-    return OSError(f"{program} could not start: {report.decode(errors='replace')}")
+    return OSError(f"{program}: the child reported {report.decode(errors='replace')!r}")
 
 
 def watch_exit(proc: Process) -> asyncio.Future[int]:
