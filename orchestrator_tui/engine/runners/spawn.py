@@ -32,13 +32,14 @@ class Process(Protocol):
 
 
 FORK_EXEC_VERSIONS = {(3, 11), (3, 12), (3, 13)}
-"""The Python versions whose `_posixsubprocess.fork_exec`, the vfork-based starter that
-`subprocess.Popen` calls, takes the 23 arguments `SpawnedProcess.spawn` passes. Elsewhere a
-child is started with `os.posix_spawn`, which was measured slower per start (for `true`:
-36-41 microseconds of the caller's CPU against 24-26, 89-105 of waiting against 68-75)."""
+"""The Python versions whose `_posixsubprocess.fork_exec`, the starter `subprocess.Popen`
+calls (with vfork on Linux), takes the 23 arguments `SpawnedProcess.spawn` passes. Elsewhere,
+and on other systems (where it would fork), a child is started with `os.posix_spawn`, which
+was measured slower on Linux per start (for `true`: 36-41 microseconds of the caller's CPU
+against 24-26, 89-105 of waiting against 68-75)."""
 
 _fork_exec: Callable[..., int] | None = _cpython_fork_exec \
-    if sys.version_info[:2] in FORK_EXEC_VERSIONS else None
+    if sys.platform == "linux" and sys.version_info[:2] in FORK_EXEC_VERSIONS else None
 FAST_SPAWN = hasattr(os, "waitstatus_to_exitcode") and (
     _fork_exec is not None or hasattr(os, "posix_spawn"))
 _DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC) if FAST_SPAWN else -1
