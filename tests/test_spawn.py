@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator_tui.engine.runners import spawn
+from orchestrator_tui.engine.runners.base import Job
+from orchestrator_tui.engine.runners.command import CommandRunner
 from orchestrator_tui.engine.runners.spawn import SpawnedProcess, watch_exit
 
 pytestmark = pytest.mark.skipif(not spawn.FAST_SPAWN or not hasattr(os, "pidfd_open"),
@@ -126,3 +128,16 @@ async def test_descriptors_are_reused_safely_and_the_set_closes_when_idle(
     await asyncio.sleep(0.2)
     assert watcher._epoll is None  # released: nothing left to watch
     assert await watch_exit(start(4, 0.0)) == 4  # and made again on need
+
+
+async def test_a_jobs_variables_replace_the_engines_own(starter: str, tmp_path: Path) -> None:
+    """Each name appears once in the child's environment: the job's value wins."""
+    runner = CommandRunner(base_env={"ORCHESTRATOR_TASK": "outer", "KEEP": "1"})
+    job = Job(session_id="s", task_id="t", attempt=1, workspace=tmp_path,
+              argv=(shutil.which("env") or "/usr/bin/env",),
+              env={"ORCHESTRATOR_TASK": "inner", "ADDED": "é"})
+    for _ in range(2):  # the second start reuses the encoded base
+        outcome = await (await runner.start(job)).wait()
+        assert outcome.succeeded, outcome.error
+        assert sorted(outcome.stdout.splitlines()) == [
+            "ADDED=é", "KEEP=1", "ORCHESTRATOR_TASK=inner"]
