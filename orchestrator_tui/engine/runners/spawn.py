@@ -75,6 +75,8 @@ class SpawnedProcess:
         """
         sys.audit("subprocess.Popen", argv[0], argv, cwd, env)
         if _fork_exec is None:
+            if cwd is not None and not SpawnedProcess.can_start_in(cwd):
+                raise ValueError(f"cannot start {argv[0]} in {cwd}: see can_start_in")
             return cls(os.posix_spawn(
                 argv[0], argv, dict(entry.split(b"=", 1) for entry in env), setsid=True,
                 setsigdef=_RESTORED_SIGNALS, file_actions=[
