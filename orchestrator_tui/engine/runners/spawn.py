@@ -61,8 +61,8 @@ class SpawnedProcess:
 
     @staticmethod
     def can_start_in(cwd: str) -> bool:
-        """Whether `spawn` can start a child in `cwd` (`posix_spawn` cannot change folder
-        before Python 3.13)."""
+        """Whether `spawn` can start a child in `cwd` (`os.posix_spawn`, where it is the
+        starter, cannot change folder)."""
         return _fork_exec is not None or cwd == os.getcwd()  # noqa: PTH109 - plain strings
 
     @classmethod
@@ -75,7 +75,7 @@ class SpawnedProcess:
         """
         sys.audit("subprocess.Popen", argv[0], argv, cwd, env)
         if _fork_exec is None:
-            if cwd is not None and not SpawnedProcess.can_start_in(cwd):
+            if cwd is not None and not cls.can_start_in(cwd):
                 raise ValueError(f"cannot start {argv[0]} in {cwd}: see can_start_in")
             return cls(os.posix_spawn(
                 argv[0], argv, dict(entry.split(b"=", 1) for entry in env), setsid=True,
