@@ -22,7 +22,7 @@ from orchestrator_tui.engine.runners.command import CommandRunner
 from orchestrator_tui.engine.runners.spawn import SpawnedProcess, watch_exit
 
 pytestmark = pytest.mark.skipif(not spawn.FAST_SPAWN or not hasattr(os, "pidfd_open"),
-                                reason="needs posix_spawn and pidfds")
+                                reason="needs a cheap starter and pidfds")
 
 
 ENVIRON = [name + b"=" + value for name, value in os.environb.items()]
@@ -81,10 +81,19 @@ def test_a_child_has_default_sigpipe_in_a_session_of_its_own(starter: str) -> No
         child.wait()
 
 
-def test_a_child_that_cannot_start_names_the_program_or_folder(starter: str,
-                                                               tmp_path: Path) -> None:
+def test_a_child_that_cannot_start_names_the_program_or_folder(
+        starter: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+    if starter == "fork_exec":  # note each child's pid, to see it reaped after its failure
+        fork_exec = spawn._fork_exec
+        assert fork_exec is not None
+
+        def noting(*args: object) -> int:
+            started.append(fork_exec(*args))
+            return started[-1]
+
+        monkeypatch.setattr(spawn, "_fork_exec", noting)
     missing = str(tmp_path / "missing")
-    zombies = own_zombies()
     with pytest.raises(FileNotFoundError) as caught:
         SpawnedProcess.spawn((missing,), ENVIRON, 1, 2)
     assert caught.value.filename == missing
@@ -92,22 +101,10 @@ def test_a_child_that_cannot_start_names_the_program_or_folder(starter: str,
         with pytest.raises(FileNotFoundError) as caught:
             SpawnedProcess.spawn((sys.executable, "-c", "pass"), ENVIRON, 1, 2, missing)
         assert caught.value.filename == missing
-    assert own_zombies() == zombies  # the failed children were reaped
-
-
-def own_zombies() -> set[int]:
-    """This process's children that have exited and not been reaped."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            state, parent = stat.rsplit(")", 1)[1].split()[:2]
-            if state == "Z" and int(parent) == os.getpid():
-                found.add(int(entry.name))
-    return found
+        assert len(started) == 2
+    for pid in started:  # reaped: not left as a zombie
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 async def test_each_child_reports_its_own_exit_code(starter: str) -> None:
