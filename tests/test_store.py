@@ -201,7 +201,7 @@ def test_a_loop_that_ends_without_closing_the_writer_leaves_no_traceback(
     code = (
         "import asyncio, time\n"
         "from pathlib import Path\n"
-        "from orchestrator_tui.store.writer import CHECKPOINT_EVERY, INLINE_OPS, Writer\n"
+        "from orchestrator_tui.store.writer import Writer\n"
         "async def main():\n"
         f"    writer = Writer(Path({str(tmp_path / 'x.db')!r}))\n"
         "    await writer.start()\n"

@@ -16,10 +16,10 @@ from orchestrator_tui.core.workflow import (
     RECOVERY_FIELDS,
     TASK_FIELDS,
     build_plan,
-    load_yaml,
     parse_workflow,
     workflow_from_data,
 )
+from orchestrator_tui.core.workflow_text import load_yaml
 
 SOURCE = "flows/nightly.yaml"
 
