@@ -77,6 +77,12 @@ class Attempt:
     queued: bool = False
     """Whether its row has gone to the writer (later changes then update that row)."""
 
+    @property
+    def only_started(self) -> bool:
+        """Whether nothing is known of it yet but its start (no pid, no end)."""
+        return self.outcome is None and self.pid is None and self.process_start is None \
+            and self.finished_at is None and self.verdict is None
+
 
 @dataclass(slots=True)
 class TaskRow:

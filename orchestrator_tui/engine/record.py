@@ -1,6 +1,9 @@
 """What a session has done, as the engine records it: task states, rows, transitions and the
 live journal. Every change goes through the state machines first, then is queued here, and
-`flush` hands the changed rows to the writer in one block per statement.
+`flush` hands the changed rows to the writer in one block per statement. States go out as
+their plain text, and the statements of the common rows (a new attempt, a task not yet
+ended) bind no NULL: `sqlite3` offers every bound value that is not exactly an int, float,
+str or bytes (an enum member, None) to its adapters first, which costs more than the binding.
 
 The record also carries what the engine tells the message bus: events of the types some
 agent listens to (`subscribe` sets them; anything else costs one set lookup and nothing is
@@ -94,7 +97,7 @@ class SessionRecord:
         self.counts[new] = self.counts.get(new, 0) + 1
         self.rows[tid].updated_at = now
         self._dirty_tasks.add(tid)
-        self._transitions.append((self.session_id, tid, old, new, reason, now))
+        self._transitions.append((self.session_id, tid, old.value, new.value, reason, now))
         self._journal("task", tid, old, new, reason, now)
 
     def start_task(self, tid: str, now: float) -> int:
@@ -124,8 +127,9 @@ class SessionRecord:
         """Move the session to `new` (raising `IllegalTransition` first if it may not); the
         row is written with its transition, in the same batch."""
         check_session(self.session_id, self.session_state, new)
-        self._session_row = (new, now, new in FINAL_SESSION, now, self.session_id)
-        self._transitions.append((self.session_id, None, self.session_state, new, reason, now))
+        self._session_row = (new.value, now, new in FINAL_SESSION, now, self.session_id)
+        self._transitions.append((self.session_id, None, self.session_state.value, new.value,
+                                  reason, now))
         self._journal("session", None, self.session_state, new, reason, now)
         if self._every_event or "state_changed" in self.subscribed:
             self.publish("state_changed", {"session": self.session_id,
@@ -139,6 +143,31 @@ class SessionRecord:
         if log:
             self.log.append(text)
         self._journal("note", task_id, None, None, text, time.time())
+
+    def _queue_tasks(self, writer: Writer) -> None:
+        """Queue the changed task rows, those without an outcome yet (not started, or
+        running) through statements that write their empty columns as NULL themselves."""
+        sid = self.session_id
+        fresh: list[tuple[object, ...]] = []
+        started: list[tuple[object, ...]] = []
+        for tid in self._dirty_tasks:
+            row = self.rows[tid]
+            state = self.states[tid].value
+            if row.exit_code is None and row.result is None and row.error is None \
+                    and row.finished_at is None:
+                if row.started_at is None:
+                    fresh.append((state, row.attempts, row.updated_at, sid, tid))
+                else:
+                    started.append((state, row.attempts, row.started_at, row.updated_at, sid,
+                                    tid))
+            else:
+                writer.add(records.UPDATE_TASK, (
+                    state, row.attempts, row.exit_code, row.result, row.error,
+                    row.started_at, row.finished_at, row.updated_at, sid, tid))
+        for params in fresh:
+            writer.add(records.UPDATE_FRESH_TASK, params)
+        for params in started:
+            writer.add(records.UPDATE_STARTED_TASK, params)
 
     def journal_since(self, seq: int) -> list[JournalEntry]:
         """Journal entries numbered after `seq` that are still kept, oldest first."""
@@ -172,6 +201,12 @@ class SessionRecord:
                                 out.exit_code if out else None, out.stdout if out else None,
                                 out.stderr if out else None, out.output_bytes if out else None,
                                 att.input_bytes, sid, tid, number))
+            elif att.only_started:  # the common case
+                att.queued = True
+                writer.add(records.INSERT_ATTEMPT, (
+                    sid, tid, number, self.boot_id, att.started_at,
+                    limit.seconds if limit else None, limit.runs if limit else None,
+                    att.input_bytes))
             else:
                 att.queued = True
                 writer.add(records.UPSERT_ATTEMPT, (
@@ -187,11 +222,7 @@ class SessionRecord:
             writer.add(records.UPDATE_ATTEMPT, params)
         for figures in agents:  # after the upserts: every row exists, and they batch
             writer.add(records.SET_ATTEMPT_AGENT, figures)
-        for tid in self._dirty_tasks:
-            row = self.rows[tid]
-            writer.add(records.UPDATE_TASK, (
-                self.states[tid], row.attempts, row.exit_code, row.result, row.error,
-                row.started_at, row.finished_at, row.updated_at, sid, tid))
+        self._queue_tasks(writer)
         for transition in self._transitions:
             writer.add(records.INSERT_TRANSITION, transition)
         for statement, params in self._bus_ops:  # after the rows they describe

@@ -21,6 +21,14 @@ SET_TASK_AGENT = "UPDATE tasks SET agent = ?, updated_at = ? WHERE session_id = 
 """The agent that runs a task from now on: a fallback or the escalation."""
 UPDATE_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = ?, result = ?, error = ?,
     started_at = ?, finished_at = ?, updated_at = ? WHERE session_id = ? AND id = ?"""
+UPDATE_FRESH_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = NULL, result = NULL,
+    error = NULL, started_at = NULL, finished_at = NULL, updated_at = ?
+    WHERE session_id = ? AND id = ?"""
+"""`UPDATE_TASK` for a task that has not started (its empty columns written, not bound)."""
+UPDATE_STARTED_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = NULL,
+    result = NULL, error = NULL, started_at = ?, finished_at = NULL, updated_at = ?
+    WHERE session_id = ? AND id = ?"""
+"""`UPDATE_TASK` for a task that has started and not ended."""
 UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id, pid,
     process_start, started_at, finished_at, outcome, exit_code, stdout, stderr, output_bytes,
     timeout, timeout_runs, input_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -29,6 +37,13 @@ UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id,
     outcome = excluded.outcome, exit_code = excluded.exit_code, stdout = excluded.stdout,
     stderr = excluded.stderr, output_bytes = excluded.output_bytes,
     input_bytes = coalesce(excluded.input_bytes, input_bytes)"""
+INSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id, started_at,
+    timeout, timeout_runs, input_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (session_id, task_id, attempt) DO UPDATE SET pid = NULL, process_start = NULL,
+    finished_at = NULL, outcome = NULL, exit_code = NULL, stdout = NULL, stderr = NULL,
+    output_bytes = NULL, input_bytes = coalesce(excluded.input_bytes, input_bytes)"""
+"""`UPSERT_ATTEMPT` for an attempt of which only the start is known: its other columns are
+written as NULL without binding them."""
 UPDATE_ATTEMPT = """UPDATE attempts SET pid = ?, process_start = ?, finished_at = ?, outcome = ?,
     exit_code = ?, stdout = ?, stderr = ?, output_bytes = ?,
     input_bytes = coalesce(?, input_bytes) WHERE session_id = ? AND task_id = ? AND attempt = ?"""

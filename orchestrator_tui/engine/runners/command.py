@@ -176,7 +176,7 @@ class CommandHandle:
         The engine uses this instead of `wait` to follow many short commands without a
         task each.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._exited.get_loop()
         if self.job.timeout is not None:
             self._deadline = loop.call_later(self.job.timeout, self._check_deadline)
 
@@ -326,7 +326,7 @@ class CommandRunner:
         loop = asyncio.get_running_loop()
         proc, out_r, err_r = started
         pipes = (OutputPipe(out_r, job.output_cap, loop), OutputPipe(err_r, job.output_cap, loop))
-        handle = CommandHandle(job, proc, pipes, watch_exit(proc))
+        handle = CommandHandle(job, proc, pipes, watch_exit(proc, loop))
         self._young.append((loop.time() + WATCH_DELAY, handle))
         if self._sweep is None:
             self._sweep = loop.call_later(WATCH_DELAY, self._watch_grown)

@@ -123,9 +123,11 @@ def _start_error(report: bytes, program: str, cwd: str | None) -> OSError:
     return OSError(f"{program}: the child reported {report.decode(errors='replace')!r}")
 
 
-def watch_exit(proc: Process) -> asyncio.Future[int]:
-    """A future of the process's exit code, resolved by the event loop."""
-    loop = asyncio.get_running_loop()
+def watch_exit(proc: Process,
+               loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[int]:
+    """A future of the process's exit code, resolved by the running event loop (`loop`,
+    when the caller has it at hand: asking for it costs a system call)."""
+    loop = loop or asyncio.get_running_loop()
     exited: asyncio.Future[int] = loop.create_future()
     try:
         pidfd = os.pidfd_open(proc.pid)

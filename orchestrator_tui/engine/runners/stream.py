@@ -225,7 +225,7 @@ class StreamRunner(CommandRunner):
         loop = asyncio.get_running_loop()
         proc, out_r, err_r = started
         pipes = (LinePipe(out_r, job.output_cap, loop), OutputPipe(err_r, job.output_cap, loop))
-        handle = StreamHandle(job, proc, pipes, watch_exit(proc), self.backend)
+        handle = StreamHandle(job, proc, pipes, watch_exit(proc, loop), self.backend)
         handle.watch_output()
         return handle
 
