@@ -96,12 +96,13 @@ class AttemptLauncher:
         """The commands of a batch have been started (or the commit before them failed)."""
         if spawned.cancelled() or spawned.exception() is not None:
             return
+        loop = spawned.get_loop()
         for (tid, attempt, job), item in zip(batch, spawned.result(), strict=True):
             if isinstance(item, Exception):
                 self._ended(tid, attempt.number, Outcome(succeeded=False,
                                                          error=start_error(item)))
                 continue
-            handle = runner.handle(job, item)
+            handle = runner.handle(job, item, loop)
             self._started(tid, attempt, handle)
             handle.on_done(functools.partial(self._ended, tid, attempt.number))
 

@@ -321,9 +321,11 @@ class CommandRunner:
                 if name not in env and name and "=" not in name]
         return base + [_entry(name, value) for name, value in env.items()]
 
-    def handle(self, job: Job, started: Started) -> CommandHandle:
-        """The handle of a started command (on the event loop's thread)."""
-        loop = asyncio.get_running_loop()
+    def handle(self, job: Job, started: Started,
+               loop: asyncio.AbstractEventLoop | None = None) -> CommandHandle:
+        """The handle of a started command, on the thread of the running event loop (`loop`,
+        when the caller has it at hand)."""
+        loop = loop or asyncio.get_running_loop()
         proc, out_r, err_r = started
         pipes = (OutputPipe(out_r, job.output_cap, loop), OutputPipe(err_r, job.output_cap, loop))
         handle = CommandHandle(job, proc, pipes, watch_exit(proc, loop))

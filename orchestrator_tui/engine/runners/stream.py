@@ -220,9 +220,10 @@ class StreamRunner(CommandRunner):
         self.backend = backend
         self.name = backend.name
 
-    def handle(self, job: Job, started: Started) -> StreamHandle:
+    def handle(self, job: Job, started: Started,
+               loop: asyncio.AbstractEventLoop | None = None) -> StreamHandle:
         """The handle of a started CLI, reading its stdout from now on."""
-        loop = asyncio.get_running_loop()
+        loop = loop or asyncio.get_running_loop()
         proc, out_r, err_r = started
         pipes = (LinePipe(out_r, job.output_cap, loop), OutputPipe(err_r, job.output_cap, loop))
         handle = StreamHandle(job, proc, pipes, watch_exit(proc, loop), self.backend)
