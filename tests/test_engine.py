@@ -149,6 +149,30 @@ async def test_output_is_capped_and_counted(tmp_path: Path, workspace: Path) -> 
     assert rows(db, "SELECT result FROM tasks") == [("done big",)]
 
 
+async def test_output_of_a_quick_command_is_kept_whole(tmp_path: Path, workspace: Path) -> None:
+    db = tmp_path / "state.db"
+    code = "import sys; print('a' * 40_000); print('to stderr', file=sys.stderr); print('end')"
+    final, _ = await run_plan(db, workspace, [cmd("quick", code)])
+    assert final == SessionState.COMPLETED
+    [(stdout, stderr, size)] = rows(db, "SELECT stdout, stderr, output_bytes FROM attempts")
+    assert stdout == "a" * 40_000 + "\nend\n" and stderr == "to stderr\n"
+    assert size == len(stdout) + len(stderr)
+
+
+async def test_a_child_left_holding_the_output_does_not_hold_the_task(
+        tmp_path: Path, workspace: Path) -> None:
+    db = tmp_path / "state.db"
+    code = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
+            "'import time; time.sleep(30)'], start_new_session=True); print('left one behind')")
+    began = time.monotonic()
+    final, _ = await run_plan(db, workspace, [cmd("leaves", code)])
+    assert final == SessionState.COMPLETED and time.monotonic() - began < 10
+    assert rows(db, "SELECT stdout FROM attempts") == [("left one behind\n",)]
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.info["cmdline"] and "time.sleep(30)" in " ".join(proc.info["cmdline"]):
+            proc.kill()
+
+
 async def test_limits_cap_concurrency(tmp_path: Path, workspace: Path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()

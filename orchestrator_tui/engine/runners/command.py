@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -37,7 +38,8 @@ class OutputPipe:
     It is read by the event loop only once `watch` is called: most commands of a plan end
     within milliseconds, and for them one `drain` at exit is much cheaper than registering
     with the loop. A command that writes more than a pipe's buffer before `watch` waits
-    only until then.
+    only until then. Until then the descriptor also stays blocking, and `drain` polls it
+    before each read: for a command that wrote nothing, one poll says so.
     """
 
     def __init__(self, fd: int, cap: int, loop: asyncio.AbstractEventLoop) -> None:
@@ -50,18 +52,27 @@ class OutputPipe:
         self._watched = False
         self._closing: asyncio.Future[None] | None = None
         """Made only for `wait_closed` (most pipes close at one drain, with nobody waiting)."""
-        fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)  # a new pipe's end has no other flag
 
     def watch(self) -> None:
         """Read whatever arrives from now on, as it arrives."""
         if not self._watched and not self.closed:
             self._watched = True
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, os.O_NONBLOCK)  # a pipe's end has no other flag
             self._loop.add_reader(self.fd, self.read)
 
     def drain(self) -> None:
         """Read what is waiting now; close at end of file."""
-        while not self.closed and self.read():
-            pass
+        if self._watched:
+            while not self.closed and self.read():
+                pass
+            return
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        while not self.closed and (events := poller.poll(0)):
+            if not events[0][1] & select.POLLIN:
+                self.close()  # nothing waits, and no writer is left
+            elif not self.read():
+                break
 
     async def wait_closed(self, grace: float) -> None:
         """Read as output arrives until end of file, for at most `grace` seconds."""

@@ -169,14 +169,14 @@ class ExitWatcher:
             self._epoll = select.epoll()
             self._loop.add_reader(self._epoll.fileno(), self._reap)
         self._children[pidfd] = (proc, exited)
-        self._epoll.register(pidfd, select.EPOLLIN)
+        # Reported once, then never again: closing the descriptor needs no `unregister`,
+        # even while a child being spawned holds a copy of it until its exec (which keeps
+        # the closed one in the set, silent).
+        self._epoll.register(pidfd, select.EPOLLIN | select.EPOLLONESHOT)
 
     def _reap(self) -> None:
         assert self._epoll is not None
         for pidfd, _ in self._epoll.poll(0):
-            # Out of the set before closing: a child being spawned meanwhile may hold a copy
-            # of the descriptor until its exec, which would keep a closed one in the set.
-            self._epoll.unregister(pidfd)
             proc, exited = self._children.pop(pidfd)
             os.close(pidfd)
             if not exited.done():
