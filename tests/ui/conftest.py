@@ -89,12 +89,13 @@ def make_app(workspace: Path, db: Path) -> Callable[..., OrchestratorApp]:
 
 
 async def until(pilot: Pilot[None], check: Callable[[], object], timeout: float = 30.0,
-                what: str = "the condition") -> None:
-    """Let the app run until `check()` is true; fail after `timeout` seconds."""
+                what: str | Callable[[], str] = "the condition") -> None:
+    """Let the app run until `check()` is true; fail after `timeout` seconds, saying what was
+    awaited (`what`, or what it returns then: the state of things, to tell why)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         await pilot.pause(0.02)
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select
 
 from orchestrator_tui.ui.app import OrchestratorApp
@@ -27,6 +28,21 @@ def session_state(app: OrchestratorApp) -> str | None:
     return str(execution.session_state) if execution else None
 
 
+async def until_state(pilot: Pilot[None], app: OrchestratorApp, state: str) -> None:
+    """Wait for the app's session to reach `state`; if it does not, fail with its journal."""
+    def report() -> str:
+        execution = app.host.execution
+        if execution is None:
+            return f"{state}: no session"
+        counts = {str(name): count for name, count in execution.counts.items()}
+        running = [view.task_id for view in execution.snapshot().running]
+        tail = "\n".join(f"  {entry.kind} {entry.task_id} {entry.old}->{entry.new} {entry.text}"
+                         for entry in execution.journal_since(0)[-25:])
+        return f"{state}: the session is {execution.session_state}, {counts}, " \
+               f"running {running}\n{tail}"
+    await until(pilot, lambda: session_state(app) == state, what=report)
+
+
 async def test_key_1_runs_analyze_and_the_dashboard_follows_it(make_app: MakeApp,
                                                                fast_workflow: Path) -> None:
     app = make_app(fast_workflow)
@@ -34,7 +50,7 @@ async def test_key_1_runs_analyze_and_the_dashboard_follows_it(make_app: MakeApp
         assert app.current_mode == "menu"
         await pilot.press("1")
         assert app.current_mode == "dashboard"
-        await until(pilot, lambda: session_state(app) == "COMPLETED", what="COMPLETED")
+        await until_state(pilot, app, "COMPLETED")
         await until(pilot, lambda: "COMPLETED" in text_of(app, "#state-line"))
         assert "3/3 tasks finished" in text_of(app, "#done-label")
         table = app.screen.query_one("#agents-table", DataTable)
@@ -56,7 +72,7 @@ async def test_keys_1_to_8_start_the_eight_operations(make_app: MakeApp,
         for number, name in enumerate(names, start=1):
             await pilot.press(str(number))
             assert app.current_mode == "dashboard"
-            await until(pilot, lambda: session_state(app) == "COMPLETED")
+            await until_state(pilot, app, "COMPLETED")
             assert app.host.execution is not None
             assert app.host.execution.plan.intent.name == name
             await until(pilot, lambda: not app.run_busy(), what="the run to be over")
@@ -68,7 +84,7 @@ async def test_a_failing_run_says_so(make_app: MakeApp, fast_workflow: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.workflow is not None, what="the workflow")
         await pilot.press("5")  # FIX: its only task exits 2
-        await until(pilot, lambda: session_state(app) == "FAILED", what="FAILED")
+        await until_state(pilot, app, "FAILED")
         await until(pilot, lambda: any("FAILED" in str(n.message)
                                        for n in app._notifications))
 
@@ -140,7 +156,7 @@ async def test_details_show_the_live_output_tail(make_app: MakeApp,
         await pilot.press("D")
         assert not isinstance(app.screen, DetailsScreen)
         await pilot.press("a", "y")
-        await until(pilot, lambda: session_state(app) == "ABORTED")
+        await until_state(pilot, app, "ABORTED")
 
 
 async def test_navigation_keys_reach_every_screen(make_app: MakeApp,
@@ -226,7 +242,7 @@ async def test_free_text_starts_the_intent_it_names(make_app: MakeApp,
         assert "no history yet" in text_of(app, "#hint")
         await pilot.press("enter")
         assert app.current_mode == "dashboard"
-        await until(pilot, lambda: session_state(app) == "COMPLETED")
+        await until_state(pilot, app, "COMPLETED")
 
 
 async def test_menu_shows_recent_intents_and_estimates_from_history(
@@ -235,7 +251,7 @@ async def test_menu_shows_recent_intents_and_estimates_from_history(
     async with app.run_test(size=SIZE) as pilot:
         assert "none yet" in text_of(app, "#recent")
         await pilot.press("1")
-        await until(pilot, lambda: session_state(app) == "COMPLETED")
+        await until_state(pilot, app, "COMPLETED")
         await pilot.press("m")
         await until(pilot, lambda: "analyze" in text_of(app, "#recent"))
         assert "analyze (1 run)" in text_of(app, "#favourites")
@@ -268,7 +284,7 @@ async def test_settings_are_stored_and_applied(make_app: MakeApp, slow_workflow:
         assert execution is not None
         await until(pilot, lambda: execution.parallel_limit == 1, what="the live limit")
         await pilot.press("b", "a", "y")
-        await until(pilot, lambda: session_state(app) == "ABORTED")
+        await until_state(pilot, app, "ABORTED")
     with sqlite3.connect(db) as conn:
         stored = dict(conn.execute("SELECT key, value FROM settings").fetchall())
     assert stored == {"parallel_limit": "1", "theme": "textual-light", "default_runner": "codex"}
