@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `orchestrator` and `python -m orchestrator_tui`."""
+    if hasattr(signal, "SIGTTIN") and threading.current_thread() is threading.main_thread():
+        # Agents run in process groups of this terminal's session, in its background, and
+        # inherit this: one reading the terminal itself (a password prompt) then gets an
+        # error, instead of being stopped until someone ends it.
+        signal.signal(signal.SIGTTIN, signal.SIG_IGN)
     argv = list(sys.argv[1:] if argv is None else argv)
     common, rest = common_options().parse_known_args(argv)
     args = build_parser().parse_args(rest)

@@ -126,6 +126,30 @@ def test_failed_session_exits_one(cli: Run, workspace: Path) -> None:
     assert "exit code 4" in out.stdout
 
 
+def test_agents_run_below_the_engine_and_cannot_be_stopped_by_the_terminal(
+        cli: Run, workspace: Path, db_path: Path) -> None:
+    """An agent reading the terminal gets an error instead of being stopped (SIGTTIN is
+    ignored), and runs `agent_niceness` (default 10) steps below the engine."""
+    code = ("import os, signal; status = open('/proc/self/status').read(); "
+            "mask = int(status.split('SigIgn:')[1].split()[0], 16); "
+            "print('SUMMARY:', bool(mask & (1 << (signal.SIGTTIN - 1))), "
+            "os.getpriority(os.PRIO_PROCESS, 0), os.getpriority(os.PRIO_PROCESS, os.getppid()))")
+    wf = write_workflow(workspace, f"intents:\n  look:\n    tasks:\n      - id: x\n"
+                                   f"        command: {python_argv(code)}\n")
+    for niceness in (None, "0", "3"):
+        if niceness is not None:
+            assert cli("settings", "set", "agent_niceness", niceness).returncode == 0
+        out = cli("run", "look", "--workflow", str(wf))
+        assert out.returncode == 0, out.stdout + out.stderr
+        with sqlite3.connect(db_path) as conn:
+            result = conn.execute("SELECT result FROM tasks ORDER BY updated_at DESC").fetchone()[0]
+        ignored, agent, engine = result.split()
+        assert ignored == "True"
+        assert int(agent) == min(19, int(engine) + int(niceness or 10))
+    bad = cli("settings", "set", "agent_niceness", "20")
+    assert bad.returncode == 2 and "agent_niceness must be a whole number, 0 to 19" in bad.stderr
+
+
 def test_pause_resume_abort_from_another_process(cli: Run, workspace: Path,
                                                  db_path: Path) -> None:
     wf = slow_workflow(workspace)

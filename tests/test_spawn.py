@@ -67,15 +67,17 @@ def test_a_child_gets_its_environment_and_folder(starter: str, tmp_path: Path) -
     assert where.strip() == (folder if cwd else str(Path.cwd()))
 
 
-def test_a_child_has_default_sigpipe_in_a_session_of_its_own(starter: str) -> None:
-    """Python ignores SIGPIPE; a child must not inherit that (`yes | head` would never end)."""
+def test_a_child_has_default_sigpipe_in_a_group_of_its_own(starter: str) -> None:
+    """Python ignores SIGPIPE; a child must not inherit that (`yes | head` would never end).
+    The child leads a process group of its own, in the engine's session."""
     child = SpawnedProcess.spawn((shutil.which("sleep") or "/bin/sleep", "5"), ENVIRON, 1, 2)
     try:
         status = Path(f"/proc/{child.pid}/status").read_text()
         ignored = int(next(line.split()[1] for line in status.splitlines()
                            if line.startswith("SigIgn:")), 16)
         assert not ignored & (1 << (signal.SIGPIPE - 1))
-        assert os.getsid(child.pid) == child.pid
+        assert os.getpgid(child.pid) == child.pid
+        assert os.getsid(child.pid) == os.getsid(0)
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
@@ -138,3 +140,18 @@ async def test_a_jobs_variables_replace_the_engines_own(starter: str, tmp_path: 
         assert outcome.succeeded, outcome.error
         assert sorted(outcome.stdout.splitlines()) == [
             "ADDED=é", "KEEP=1", "ORCHESTRATOR_TASK=inner"]
+
+
+@pytest.mark.parametrize("niceness", [0, 7, 40])
+async def test_commands_run_below_the_engines_priority(starter: str, tmp_path: Path,
+                                                       niceness: int) -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    runner = CommandRunner(niceness=niceness)
+    job = Job(session_id="s", task_id="t", attempt=1, workspace=tmp_path,
+              argv=(shutil.which("sleep") or "/bin/sleep", "5"), env={})
+    handle = runner.spawn(job)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, handle.pid) == min(19, own + niceness)
+    finally:
+        await handle.terminate(grace=1.0)
+        await handle.wait()

@@ -25,6 +25,7 @@ from orchestrator_tui.engine.runners.isolated import IsolatedRunner
 from orchestrator_tui.engine.runners.python import PythonRunner
 from orchestrator_tui.engine.runners.ray_runner import RayRunner
 from orchestrator_tui.engine.runners.stream import AgentCall, StreamRunner
+from orchestrator_tui.engine.settings import effective
 
 PREVIOUS_ERROR_LIMIT = 4000
 """Characters of the previous attempt's error passed on in the environment."""
@@ -67,7 +68,9 @@ class JobFactory:
         self.workspace = workspace
         self.registry = registry or Registry()
         self.settings = dict(settings or {})
-        self.commands = CommandRunner()
+        self.niceness = int(effective(self.settings, "agent_niceness") or 0)
+        """How many steps below the engine's CPU priority its agents run."""
+        self.commands = CommandRunner(niceness=self.niceness)
         self.python = PythonRunner()
         self.streams: dict[str, StreamRunner] = {}
         self.listener: AgentListener | None = None
@@ -188,7 +191,8 @@ class JobFactory:
                                 "one command-line argument", intent=intent, task=task.id)
         runner = self.streams.get(choice.runner)
         if runner is None:
-            runner = self.streams[choice.runner] = StreamRunner(backends.STREAMS[choice.runner])
+            runner = self.streams[choice.runner] = StreamRunner(
+                backends.STREAMS[choice.runner], niceness=self.niceness)
         return Binding(runner, idempotent=idempotent, agent=agent, cli=choice.runner,
                        program=choice.program)
 

@@ -38,13 +38,15 @@ KNOWN = {
     "executor": "local or ray: where agents run, in the app and by default for `orchestrator "
                 "run` and `resume` (ray needs the ray extra)",
     "ray_address": "the Ray cluster the ray executor joins, or none to start a local one",
+    "agent_niceness": "how many steps below the orchestrator's CPU priority agents run (a "
+                      "whole number, 0 to 19; 0 keeps them level; default 10)",
 }
 RUNNERS = ("auto", "command", "claude", "codex", "gemini")
 LLM_CLIS = ("claude", "codex", "gemini", "none")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
 DEFAULTS = {"default_runner": "auto", "llm_cli": "claude", "auto_checkpoints": "on",
             "learned_timeouts": "on", "pressure_policy": "on", "pool_sizing": "fixed",
-            "executor": "local"}
+            "executor": "local", "agent_niceness": "10"}
 UNSET = "none"
 """The value that turns an optional limit off."""
 
@@ -60,6 +62,8 @@ def check(key: str, value: str) -> str:
         raise OrchestratorError(f"cache_max_age_days must be {KNOWN[key]}, not {value!r}")
     if key == "checkpoint_max_mb" and not (value.isdigit() and int(value) >= 1):
         raise OrchestratorError(f"checkpoint_max_mb must be {KNOWN[key]}, not {value!r}")
+    if key == "agent_niceness" and not (value.isdigit() and int(value) <= 19):
+        raise OrchestratorError(f"agent_niceness must be a whole number, 0 to 19, not {value!r}")
     if not value:
         raise OrchestratorError(f"{key} cannot be empty")
     choices = {"default_runner": RUNNERS, "llm_cli": LLM_CLIS, "auto_checkpoints": ("on", "off"),

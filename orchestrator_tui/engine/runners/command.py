@@ -1,5 +1,10 @@
 """The `command` runner: an argv list in its own process group, never through a shell.
 
+The group stays in the engine's session, so that the engine and its agents share one share of
+the machine where the kernel groups processes by session (autogroups); agents run `niceness`
+steps below the engine, so that starting, watching and recording them never waits behind
+their work.
+
 Output arrives on two pipes read straight from the event loop; the last `output_cap` bytes
 of each are kept (the rest is counted), so a chatty agent cannot fill the engine's memory and
 a screen can show a live tail. The process's end is learned from a pidfd on the event loop
@@ -260,10 +265,13 @@ Started = tuple[Process, int, int]
 
 
 class CommandRunner:
-    """Starts argv commands in a new session (process group), reading their output."""
+    """Starts argv commands, each in a process group of its own, reading their output."""
 
-    def __init__(self, base_env: dict[str, str] | None = None) -> None:
+    def __init__(self, base_env: dict[str, str] | None = None, niceness: int = 0) -> None:
         self.base_env = dict(os.environ if base_env is None else base_env)
+        self.priority = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness) \
+            if niceness > 0 and hasattr(os, "setpriority") else None
+        """The nice value of the commands started (None: the engine's own)."""
         self._encoded_bases: dict[tuple[str, ...], list[bytes]] = {}
         """The base environment as `NAME=value` bytes without the names a job sets, by those
         names (jobs of one engine set the same few): encoded once, not at every start."""
@@ -312,7 +320,7 @@ class CommandRunner:
                 proc = subprocess.Popen(
                     job.argv, stdin=subprocess.PIPE if job.stdin is not None
                     else subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=job.workspace,
-                    env=env, start_new_session=True)
+                    env=env, process_group=0)
         except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)
@@ -320,6 +328,9 @@ class CommandRunner:
         finally:
             os.close(out_w)
             os.close(err_w)
+        if self.priority is not None:
+            with contextlib.suppress(OSError):  # it has already ended
+                os.setpriority(os.PRIO_PROCESS, proc.pid, self.priority)
         return proc, out_r, err_r
 
     def _environment(self, env: dict[str, str]) -> list[bytes]:

@@ -52,7 +52,8 @@ _REPORT_LIMIT = 50_000
 class SpawnedProcess:
     """A child started without `subprocess.Popen`'s bookkeeping (which costs more than the
     start itself): stdin from /dev/null, stdout and stderr on the given descriptors, in a
-    session of its own, holding no other descriptor of the engine's."""
+    process group of its own (within the engine's session), holding no other descriptor of
+    the engine's."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -78,7 +79,7 @@ class SpawnedProcess:
             if cwd is not None and not cls.can_start_in(cwd):
                 raise ValueError(f"cannot start {argv[0]} in {cwd}: see can_start_in")
             return cls(os.posix_spawn(
-                argv[0], argv, dict(entry.split(b"=", 1) for entry in env), setsid=True,
+                argv[0], argv, dict(entry.split(b"=", 1) for entry in env), setpgroup=0,
                 setsigdef=_RESTORED_SIGNALS, file_actions=[
                     (os.POSIX_SPAWN_DUP2, _DEVNULL, 0), (os.POSIX_SPAWN_DUP2, out, 1),
                     (os.POSIX_SPAWN_DUP2, err, 2)]))
@@ -87,7 +88,7 @@ class SpawnedProcess:
         try:
             pid = _fork_exec(argv, (os.fsencode(argv[0]),), True, (report_w,), cwd, env,
                              _DEVNULL, -1, -1, out, -1, err, report_r, report_w,
-                             True, True, -1, None, None, None, -1, None, True)
+                             True, False, 0, None, None, None, -1, None, True)
         finally:
             os.close(report_w)
         try:

@@ -215,8 +215,9 @@ class StreamHandle(CommandHandle):
 class StreamRunner(CommandRunner):
     """Starts one agent CLI like a command and reads its event stream as it arrives."""
 
-    def __init__(self, backend: StreamBackend, base_env: dict[str, str] | None = None) -> None:
-        super().__init__(base_env)
+    def __init__(self, backend: StreamBackend, base_env: dict[str, str] | None = None,
+                 niceness: int = 0) -> None:
+        super().__init__(base_env, niceness)
         self.backend = backend
         self.name = backend.name
 
