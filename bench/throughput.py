@@ -4,14 +4,16 @@ A 1,000-node layered DAG (10 layers of 100; each node depends on 3 random nodes 
 before) runs through the real engine on a real SQLite file, every transition committed:
 once as no-op `python` tasks (the engine alone), once as `true` commands. The same number of
 `true` processes is then spawned with bare asyncio at the same concurrency, the two taking
-turns at going first. Medians of `--runs` runs (default 6); `--json` prints the figures.
+turns at going first. Medians of `--runs` runs (default 10), after one unmeasured run of each
+kind (the first run of a process pays for imports and cold caches); `--json` prints the
+figures.
 The ratio of command to raw spawns is given two ways: the ratio of the two medians, and the
 median of each run's own ratio (its two measurements taken back to back), which a machine
 whose speed drifts during the benchmark disturbs less.
 Run it from anywhere: it works inside its own temporary workspace, as `orchestrator run`
 works inside the user's.
 
-    python bench/throughput.py [--runs 6] [--parallel 16] [--json]
+    python bench/throughput.py [--runs 10] [--parallel 16] [--json]
 """
 
 from __future__ import annotations
@@ -87,13 +89,16 @@ async def raw_spawn(count: int, parallel: int) -> float:
 def main() -> None:
     args = parser(__doc__.splitlines()[0])
     args.add_argument("--parallel", type=int, default=16, help="concurrency of both sides")
-    args.set_defaults(runs=6)
+    args.set_defaults(runs=10)
     opts = args.parse_args()
     use_pidfd_child_watcher()
     noop, command, raw = [], [], []
     with tempfile.TemporaryDirectory(prefix="orchestrator-bench-") as tmp:
         folder = Path(tmp).resolve()
         os.chdir(folder)  # as a user runs `orchestrator run` inside the workspace
+        asyncio.run(raw_spawn(1000, opts.parallel))  # warm-ups, not measured
+        for kind in ("command", "python"):
+            asyncio.run(engine_run(kind, opts.parallel, folder))
         for run in range(opts.runs):
             # The two spawn measurements alternate which goes first (ABBA), so that neither
             # always follows the other: on a shared machine the order itself moves figures.
