@@ -1,9 +1,9 @@
 """The `command` runner: an argv list in its own process group, never through a shell.
 
-The group stays in the engine's session, so that the engine and its agents share one share of
-the machine where the kernel groups processes by session (autogroups); agents run `niceness`
-steps below the engine, so that starting, watching and recording them never waits behind
-their work.
+The group stays in the engine's session: where the kernel divides the CPU by session
+(autogroups), the engine and all its agents then get one portion together, as a `make -j` in
+a terminal does, not one each. Agents run `niceness` steps below the engine, so that
+starting, watching and recording them never waits behind their work.
 
 Output arrives on two pipes read straight from the event loop; the last `output_cap` bytes
 of each are kept (the rest is counted), so a chatty agent cannot fill the engine's memory and
