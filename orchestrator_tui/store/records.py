@@ -19,34 +19,50 @@ INSERT_TASK = """INSERT INTO tasks (session_id, id, kind, agent, state, idempote
 SET_TASK_STATE = "UPDATE tasks SET state = ?, updated_at = ? WHERE session_id = ? AND id = ?"
 SET_TASK_AGENT = "UPDATE tasks SET agent = ?, updated_at = ? WHERE session_id = ? AND id = ?"
 """The agent that runs a task from now on: a fallback or the escalation."""
-UPDATE_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = ?, result = ?, error = ?,
-    started_at = ?, finished_at = ?, updated_at = ? WHERE session_id = ? AND id = ?"""
-UPDATE_FRESH_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = NULL, result = NULL,
-    error = NULL, started_at = NULL, finished_at = NULL, updated_at = ?
-    WHERE session_id = ? AND id = ?"""
-"""`UPDATE_TASK` for a task that has not started (its empty columns written, not bound)."""
-UPDATE_STARTED_TASK = """UPDATE tasks SET state = ?, attempts = ?, exit_code = NULL,
-    result = NULL, error = NULL, started_at = ?, finished_at = NULL, updated_at = ?
-    WHERE session_id = ? AND id = ?"""
+_TASK_ROW = ("state", "attempts", "exit_code", "result", "error", "started_at", "finished_at",
+             "updated_at")
+"""The columns a task's row changes, in the order the update statements bind them."""
+
+
+def _update_task(*empty: str) -> str:
+    """The update of a task's row, with the columns named in `empty` written as NULL instead
+    of bound (binding None costs more: `sqlite3` first offers it to its adapters)."""
+    columns = ", ".join(f"{name} = NULL" if name in empty else f"{name} = ?"
+                        for name in _TASK_ROW)
+    return f"UPDATE tasks SET {columns} WHERE session_id = ? AND id = ?"
+
+
+UPDATE_TASK = _update_task()
+UPDATE_FRESH_TASK = _update_task("exit_code", "result", "error", "started_at", "finished_at")
+"""`UPDATE_TASK` for a task that has not started."""
+UPDATE_STARTED_TASK = _update_task("exit_code", "result", "error", "finished_at")
 """`UPDATE_TASK` for a task that has started and not ended."""
-UPSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id, pid,
+
+_ATTEMPT_END = ("pid", "process_start", "finished_at", "outcome", "exit_code", "stdout",
+                "stderr", "output_bytes")
+"""The columns of an attempt's row that are learned after its start."""
+
+
+def _set_end(value: str, input_bytes: str) -> str:
+    """`SET` terms: each column of `_ATTEMPT_END` to `value` (`{}` stands for its name), and
+    the input size to `input_bytes` where that is not NULL."""
+    terms = [f"{name} = {value.format(name)}" for name in _ATTEMPT_END]
+    return ", ".join([*terms, f"input_bytes = coalesce({input_bytes}, input_bytes)"])
+
+
+UPSERT_ATTEMPT = f"""INSERT INTO attempts (session_id, task_id, attempt, boot_id, pid,
     process_start, started_at, finished_at, outcome, exit_code, stdout, stderr, output_bytes,
     timeout, timeout_runs, input_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (session_id, task_id, attempt) DO UPDATE SET pid = excluded.pid,
-    process_start = excluded.process_start, finished_at = excluded.finished_at,
-    outcome = excluded.outcome, exit_code = excluded.exit_code, stdout = excluded.stdout,
-    stderr = excluded.stderr, output_bytes = excluded.output_bytes,
-    input_bytes = coalesce(excluded.input_bytes, input_bytes)"""
-INSERT_ATTEMPT = """INSERT INTO attempts (session_id, task_id, attempt, boot_id, started_at,
+    ON CONFLICT (session_id, task_id, attempt) DO UPDATE
+    SET {_set_end("excluded.{}", "excluded.input_bytes")}"""
+INSERT_ATTEMPT = f"""INSERT INTO attempts (session_id, task_id, attempt, boot_id, started_at,
     timeout, timeout_runs, input_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (session_id, task_id, attempt) DO UPDATE SET pid = NULL, process_start = NULL,
-    finished_at = NULL, outcome = NULL, exit_code = NULL, stdout = NULL, stderr = NULL,
-    output_bytes = NULL, input_bytes = coalesce(excluded.input_bytes, input_bytes)"""
-"""`UPSERT_ATTEMPT` for an attempt of which only the start is known: its other columns are
-written as NULL without binding them."""
-UPDATE_ATTEMPT = """UPDATE attempts SET pid = ?, process_start = ?, finished_at = ?, outcome = ?,
-    exit_code = ?, stdout = ?, stderr = ?, output_bytes = ?,
-    input_bytes = coalesce(?, input_bytes) WHERE session_id = ? AND task_id = ? AND attempt = ?"""
+    ON CONFLICT (session_id, task_id, attempt) DO UPDATE
+    SET {_set_end("NULL", "excluded.input_bytes")}"""
+"""`UPSERT_ATTEMPT` for an attempt of which only the start is known: the columns learned
+later are written as NULL, not bound."""
+UPDATE_ATTEMPT = f"""UPDATE attempts SET {_set_end("?", "?")}
+    WHERE session_id = ? AND task_id = ? AND attempt = ?"""
 """What changes in an attempt's row once it is written (cheaper than `UPSERT_ATTEMPT`)."""
 SET_ATTEMPT_AGENT = """UPDATE attempts SET runner = ?, agent_session = ?, tokens_in = ?,
     tokens_out = ?, cost_usd = ?, turns = ? WHERE session_id = ? AND task_id = ? AND attempt = ?"""

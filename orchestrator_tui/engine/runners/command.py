@@ -2,8 +2,8 @@
 
 The group stays in the engine's session: where the kernel divides the CPU by session
 (autogroups), the engine and all its agents then get one portion together, as a `make -j` in
-a terminal does, not one each. Agents run `niceness` steps below the engine, so that
-starting, watching and recording them never waits behind their work.
+a terminal does, not one each. Agents run `niceness` steps below the engine, so that the
+engine comes first when it and its agents want the CPU at once.
 
 Output arrives on two pipes read straight from the event loop; the last `output_cap` bytes
 of each are kept (the rest is counted), so a chatty agent cannot fill the engine's memory and
@@ -269,9 +269,9 @@ class CommandRunner:
 
     def __init__(self, base_env: dict[str, str] | None = None, niceness: int = 0) -> None:
         self.base_env = dict(os.environ if base_env is None else base_env)
-        self.priority = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness) \
+        self.nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness) \
             if niceness > 0 and hasattr(os, "setpriority") else None
-        """The nice value of the commands started (None: the engine's own)."""
+        """The nice value the commands run at (None: the engine's own, inherited)."""
         self._encoded_bases: dict[tuple[str, ...], list[bytes]] = {}
         """The base environment as `NAME=value` bytes without the names a job sets, by those
         names (jobs of one engine set the same few): encoded once, not at every start."""
@@ -328,9 +328,9 @@ class CommandRunner:
         finally:
             os.close(out_w)
             os.close(err_w)
-        if self.priority is not None:
+        if self.nice is not None:
             with contextlib.suppress(OSError):  # it has already ended
-                os.setpriority(os.PRIO_PROCESS, proc.pid, self.priority)
+                os.setpriority(os.PRIO_PROCESS, proc.pid, self.nice)
         return proc, out_r, err_r
 
     def _environment(self, env: dict[str, str]) -> list[bytes]:
