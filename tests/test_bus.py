@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator_tui.engine.bus import Bus, publish_event
-from orchestrator_tui.store import bus, bus_events, context
-from orchestrator_tui.store.bus import BusError, Outgoing
+from orchestrator_tui.store import bus, bus_events, bus_rules, context
+from orchestrator_tui.store.bus import Outgoing
+from orchestrator_tui.store.bus_rules import BusError
 from orchestrator_tui.store.context import ContextConflict
 from orchestrator_tui.store.writer import Writer
 
@@ -53,7 +54,7 @@ def msg(sender: str, to: str, payload: object, priority: str = "normal",
 def test_priority_then_fifo_under_concurrent_senders(db: Path) -> None:
     conn = connect(db)
     bus.register(conn, "sink")
-    priorities = list(bus.PRIORITIES)
+    priorities = list(bus_rules.PRIORITIES)
 
     def sender(name: str) -> None:
         own, rng = connect(db), random.Random(name)
@@ -69,7 +70,7 @@ def test_priority_then_fifo_under_concurrent_senders(db: Path) -> None:
         thread.join()
     got = bus.receive(conn, "sink", 100) + bus.receive(conn, "sink", 1000)
     assert len(got) == 300
-    order = [(bus.PRIORITIES[m.priority], m.id) for m in got]
+    order = [(bus_rules.PRIORITIES[m.priority], m.id) for m in got]
     assert order == sorted(order)
     for name in (f"s{i}" for i in range(6)):
         for priority in priorities:
@@ -183,7 +184,7 @@ def test_compare_and_set_conflicts_and_history(db: Path) -> None:
 
 
 @pytest.mark.parametrize(("payload", "words"), [
-    ("x" * (bus.PAYLOAD_LIMIT + 1), "over the limit"),
+    ("x" * (bus_rules.PAYLOAD_LIMIT + 1), "over the limit"),
     ('{"a": ', "not valid JSON"),
     ("NaN", "not valid JSON"),
     (b"\x89PNG\r\n\x1a\n\x00", "not UTF-8"),
@@ -217,12 +218,12 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 KILLED_SENDER = """
 import os, signal, sqlite3, sys
-from orchestrator_tui.store import bus
+from orchestrator_tui.store import bus, bus_rules
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=15)
 def body(db):
     bus.send_many(db, [bus.Outgoing("k", "r", "t", '{"lost": true}')] * 5)
     os.kill(os.getpid(), signal.SIGKILL)
-bus.transaction(conn, body)
+bus_rules.transaction(conn, body)
 """
 
 

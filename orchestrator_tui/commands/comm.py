@@ -24,7 +24,8 @@ from orchestrator_tui.commands.grammar import (
     parsers,
 )
 from orchestrator_tui.engine.bus import Bus
-from orchestrator_tui.store.bus import PRIORITIES, Message, Outgoing
+from orchestrator_tui.store.bus import Message, Outgoing
+from orchestrator_tui.store.bus_rules import PRIORITIES
 
 USER = "user"
 """The sender of messages typed outside any agent process."""

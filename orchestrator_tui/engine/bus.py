@@ -21,6 +21,7 @@ from orchestrator_tui.store import bus as sql
 from orchestrator_tui.store import bus_events as sql_events
 from orchestrator_tui.store import context as shared
 from orchestrator_tui.store.bus import Message, Outgoing, Sent
+from orchestrator_tui.store.bus_rules import ENGINE, VISIBILITY_S
 from orchestrator_tui.store.context import ContextValue
 from orchestrator_tui.store.database import busy_timeout_ms, connect, describe
 from orchestrator_tui.store.writer import Writer
@@ -85,7 +86,7 @@ class Bus:
         return await self._run(sql.send_many, list(messages))
 
     async def receive(self, agent: str, limit: int = 1, *, wait: float = 0.0,
-                      visibility: float = sql.VISIBILITY_S) -> list[Message]:
+                      visibility: float = VISIBILITY_S) -> list[Message]:
         """Up to `limit` messages of `agent`, waiting up to `wait` seconds for the first."""
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + max(0.0, wait), POLL_FIRST_S
@@ -179,7 +180,7 @@ def _open_connection(path: Path) -> sqlite3.Connection:
 
 
 async def publish_event(writer: Writer, type: str, payload: Any, *,
-                        session_id: str | None = None, source: str = sql.ENGINE
+                        session_id: str | None = None, source: str = ENGINE
                         ) -> tuple[int, int]:
     """Publish an engine event (task_completed, task_failed, state_changed, ...) inside the
     writer's next group commit; returns (event id, subscribers reached) once committed.

@@ -44,7 +44,7 @@ from orchestrator_tui.engine.snapshots import (
     restore_snapshot,
     take_snapshot,
 )
-from orchestrator_tui.store import bus, bus_events, crashpoints, queries
+from orchestrator_tui.store import bus_events, bus_rules, crashpoints, queries
 from orchestrator_tui.store.database import connect
 from orchestrator_tui.store.queries import CheckpointRow, SessionRow
 from orchestrator_tui.store.records import INSERT_TRANSITION, to_json
@@ -223,7 +223,7 @@ async def _create(conn: aiosqlite.Connection, db_path: Path, workspace: Path,
                 row.id, row.session_id, row.name, row.kind, row.snapshot, row.state, row.reason,
                 row.undo_of, row.size_bytes, row.created_at))
             for statement, params in bus_events.event_statements(
-                    bus.ENGINE, "checkpoint_created", json.dumps(
+                    bus_rules.ENGINE, "checkpoint_created", json.dumps(
                         {"checkpoint": row.id, "name": row.name, "reason": row.reason,
                          "kind": row.kind, "undo_of": row.undo_of}),
                     session_id=row.session_id, now=row.created_at):

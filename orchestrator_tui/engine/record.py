@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator_tui.core.states import SessionState, TaskState, check_session, check_task
 from orchestrator_tui.engine.events import Attempt, JournalEntry, TaskRow
 from orchestrator_tui.engine.runners.base import Outcome
-from orchestrator_tui.store import bus, bus_events, records
+from orchestrator_tui.store import bus_events, bus_rules, records
 from orchestrator_tui.store.writer import Writer
 
 JOURNAL_SIZE = 5000
@@ -77,7 +77,7 @@ class SessionRecord:
             return
         text = json.dumps(payload, default=str)
         self._bus_ops += bus_events.event_statements(
-            bus.ENGINE, type, text, session_id=self.session_id,
+            bus_rules.ENGINE, type, text, session_id=self.session_id,
             now=time.time() if now is None else now)
 
     def hand_over(self, agent: str, targets: Iterable[str], since: float, now: float) -> None:

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from typing import Any
 
-from orchestrator_tui.store.bus import (
+from orchestrator_tui.store.bus_rules import (
     MAX_ATTEMPTS,
     OPEN_STATES,
     check_name,

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator_tui.store.bus import BusError, check_name, check_payload, transaction
 from orchestrator_tui.store.bus_events import publish
+from orchestrator_tui.store.bus_rules import BusError, check_name, check_payload, transaction
 
 
 class ContextConflict(BusError):
