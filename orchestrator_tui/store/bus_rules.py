@@ -28,10 +28,8 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@/-]{0,127}")
 _RETRY_BUSY_S = 60.0
 
 
-
 class BusError(OrchestratorError):
     """A message, event or context value that cannot be used; says what and where."""
-
 
 
 # -- validation --------------------------------------------------------------------------
