@@ -162,15 +162,18 @@ async def test_output_of_a_quick_command_is_kept_whole(tmp_path: Path, workspace
 async def test_a_child_left_holding_the_output_does_not_hold_the_task(
         tmp_path: Path, workspace: Path) -> None:
     db = tmp_path / "state.db"
+    sleeper = f"import time; time.sleep(30)  # left by {tmp_path}"  # names this test's child
     code = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
-            "'import time; time.sleep(30)'], start_new_session=True); print('left one behind')")
+            f"{sleeper!r}], start_new_session=True); print('left one behind')")
     began = time.monotonic()
-    final, _ = await run_plan(db, workspace, [cmd("leaves", code)])
-    assert final == SessionState.COMPLETED and time.monotonic() - began < 10
-    assert rows(db, "SELECT stdout FROM attempts") == [("left one behind\n",)]
-    for proc in psutil.process_iter(["cmdline"]):
-        if proc.info["cmdline"] and "time.sleep(30)" in " ".join(proc.info["cmdline"]):
-            proc.kill()
+    try:
+        final, _ = await run_plan(db, workspace, [cmd("leaves", code)])
+        assert final == SessionState.COMPLETED and time.monotonic() - began < 10
+        assert rows(db, "SELECT stdout FROM attempts") == [("left one behind\n",)]
+    finally:
+        for proc in psutil.process_iter(["cmdline"]):
+            if sleeper in (proc.info["cmdline"] or []):
+                proc.kill()
 
 
 async def test_limits_cap_concurrency(tmp_path: Path, workspace: Path) -> None:

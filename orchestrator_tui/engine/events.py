@@ -96,6 +96,12 @@ class TaskRow:
     finished_at: float | None = None
     updated_at: float = 0.0
 
+    @property
+    def ended(self) -> bool:
+        """Whether it holds anything of an end (an exit code, result, error or finish)."""
+        return self.exit_code is not None or self.result is not None \
+            or self.error is not None or self.finished_at is not None
+
 
 @dataclass(frozen=True, slots=True)
 class TaskView:

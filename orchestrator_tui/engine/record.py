@@ -146,15 +146,15 @@ class SessionRecord:
 
     def _queue_tasks(self, writer: Writer) -> None:
         """Queue the changed task rows, those without an outcome yet (not started, or
-        running) through statements that write their empty columns as NULL themselves."""
+        running) through statements that write their empty columns as NULL themselves; the
+        rows of each statement go together, which the writer runs as one `executemany`."""
         sid = self.session_id
         fresh: list[tuple[object, ...]] = []
         started: list[tuple[object, ...]] = []
         for tid in self._dirty_tasks:
             row = self.rows[tid]
             state = self.states[tid].value
-            if row.exit_code is None and row.result is None and row.error is None \
-                    and row.finished_at is None:
+            if not row.ended:
                 if row.started_at is None:
                     fresh.append((state, row.attempts, row.updated_at, sid, tid))
                 else:
