@@ -145,21 +145,30 @@ async def test_the_log_stays_bounded_while_small_batches_are_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(writer_module, "LOG_LIMIT_FRAMES", 200)
     path = tmp_path / "w.db"
+    wal = path.with_name(path.name + "-wal")
     await (await connect(path)).close()
-    page = 4096
     writer = Writer(path)
     await writer.start()
-    batches = 12 * CHECKPOINT_EVERY
-    for i in range(batches):
-        writer.add("INSERT INTO settings (key, value) VALUES (?, ?)", (f"k{i}", "x" * page))
-        await writer.commit()
-    wal_bytes = path.with_name(path.name + "-wal").stat().st_size
+
+    async def batches(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            writer.add("INSERT INTO settings (key, value) VALUES (?, ?)", (f"k{i}", "x" * 4096))
+            await writer.commit()
+
+    await batches(0, CHECKPOINT_EVERY - 1)  # the log cannot have started over yet
+    interval = wal.stat().st_size
+    rounds = 12
+    await batches(CHECKPOINT_EVERY - 1, (rounds - 1) * CHECKPOINT_EVERY + 1)
+    peak = wal.stat().st_size  # the file keeps the size of the longest log it held
     await writer.close()
-    # Each batch adds two pages or more to the log; once it is past its limit, a checkpoint
-    # that holds writes lets it start over.
-    assert wal_bytes < batches * page
+    # Without starting over, the log would hold all twelve rounds. It holds about two or
+    # three: the round before a checkpoint that lets writes go on, what is written while it
+    # copies, and the round up to the next checkpoint, which (the log being over its limit)
+    # holds writes, and after which the log starts over.
+    assert peak < rounds // 2 * interval
     with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT count(*) FROM settings").fetchone() == (batches,)
+        assert raw.execute("SELECT count(*) FROM settings").fetchone() == (
+            rounds * CHECKPOINT_EVERY,)
 
 
 async def test_writes_go_on_during_a_checkpoint_until_the_log_is_too_long(
