@@ -19,9 +19,7 @@ thread switches and the contention for Python's interpreter lock, more than the 
 itself. If another process holds the lock, the batch goes to the thread, which waits up to
 the busy timeout; so do large batches and `call`s. That connection does not checkpoint the
 write-ahead log on its commits (a checkpoint syncs the disk): the thread does it, on its own
-connection, every `CHECKPOINT_EVERY` such batches, while the loop goes on writing. Frames
-written meanwhile stay in the log, which starts over only after a checkpoint that copied every
-frame; so once the log is longer than `LOG_LIMIT_FRAMES`, writes wait for the next checkpoint.
+connection, every `CHECKPOINT_EVERY` such batches.
 
 `call` runs a synchronous read-then-write function inside the batch's transaction, under a
 savepoint, so a failing call rolls back only its own changes.
@@ -58,8 +56,6 @@ INLINE_OPS = 500
 """Most statements of a batch written on the event loop's thread (a few milliseconds)."""
 CHECKPOINT_EVERY = 100
 """Batches written on the loop's thread between two checkpoints of the log by the thread."""
-LOG_LIMIT_FRAMES = 4096
-"""Frames (pages) in the log past which the next checkpoint holds writes until it is done."""
 _CHECKPOINT = "checkpoint"
 """What the loop puts on the thread's queue to have the log checkpointed."""
 
@@ -96,11 +92,6 @@ class Writer:
         self._inline_conn: sqlite3.Connection | None = None
         """The connection of batches written on the loop's thread (it never waits)."""
         self._since_checkpoint = 0
-        self._checkpointing = False
-        self._holding = False
-        """Whether the running checkpoint holds writes (the log has outgrown its limit)."""
-        self._log_frames = 0
-        """The log's length in frames, as the last checkpoint found it."""
         self.batches = 0
         """Transactions committed so far (for benchmarks and tests)."""
 
@@ -252,11 +243,11 @@ class Writer:
             return True
         self._deliver(batch, outcomes)
         self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_EVERY and not self._in_flight \
-                and not self._checkpointing:
+        if self._since_checkpoint >= CHECKPOINT_EVERY and not self._in_flight:
+            # Writes wait for it (the log starts over only once every frame is copied);
+            # the loop does not.
             self._since_checkpoint = 0
-            self._checkpointing = True
-            self._holding = self._in_flight = self._log_frames > LOG_LIMIT_FRAMES
+            self._in_flight = True
             self._queue.put(_CHECKPOINT)
         return True
 
@@ -285,7 +276,8 @@ class Writer:
                 return
             while (batch := self._queue.get()) is not None:
                 if isinstance(batch, str):
-                    if not answer(self._checkpointed, self._checkpoint()):
+                    self._checkpoint()
+                    if not answer(self._checkpointed):
                         return
                     continue
                 assert self._conn is not None
@@ -305,27 +297,16 @@ class Writer:
                     conn.close()
             self._inline_conn = self._conn = None
 
-    def _checkpointed(self, log_frames: int) -> None:
-        self._checkpointing = False
-        self._log_frames = log_frames
-        if self._holding:
-            self._holding = self._in_flight = False
-            self._send()
+    def _checkpointed(self) -> None:
+        self._in_flight = False
+        self._send()
 
-    def _checkpoint(self) -> int:
+    def _checkpoint(self) -> None:
         """Copy the log's frames into the database file, without waiting for anyone (a
-        failure loses nothing: the log grows until the next one); return the log's length
-        in frames as the loop will find it."""
+        failure loses nothing: the log grows until the next one)."""
         assert self._conn is not None
-        try:
-            row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error:
-            return self._log_frames
-        if not row or row[1] < 0:
-            return 0  # not in WAL mode
-        if self._holding and row[1] == row[2]:
-            return 0  # every frame copied while nothing was written: the next write starts over
-        return int(row[1])  # frames written meanwhile keep the log from starting over
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _deliver(self, batch: _Batch, outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
         self._in_flight = False
