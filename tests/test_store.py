@@ -140,6 +140,45 @@ async def test_small_batches_are_written_on_the_loop_and_locked_ones_wait_in_the
         assert raw.execute("SELECT count(*) FROM settings").fetchone() == (INLINE_OPS + 3,)
 
 
+async def test_a_block_of_rows_keeps_its_place_and_counts_each_row(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    await (await connect(path)).close()
+    writer = Writer(path)
+    await writer.start()
+    loop_thread = threading.get_ident()
+    insert = "INSERT INTO settings (key, value) VALUES (?, ?)"
+    writer.add(insert, ("first", "1"))
+    writer.add_rows(insert, [(f"row-{i}", str(i)) for i in range(3)])
+    writer.add_rows(insert, [])  # nothing to queue
+    writer.add("UPDATE settings SET value = 'after' WHERE key = 'row-2'")
+    assert await writer.commit_then(threading.get_ident) == loop_thread
+    # A block counts row by row against what the loop's thread writes itself.
+    writer.add_rows(insert, [(f"big-{i}", "x") for i in range(INLINE_OPS + 1)])
+    assert await writer.commit_then(threading.get_ident) != loop_thread
+    await writer.close()
+    with sqlite3.connect(path) as raw:
+        rows = dict(raw.execute("SELECT key, value FROM settings WHERE key NOT LIKE 'big-%'"))
+        assert raw.execute("SELECT count(*) FROM settings").fetchone() == (INLINE_OPS + 5,)
+    assert rows == {"first": "1", "row-0": "0", "row-1": "1", "row-2": "after"}
+
+
+async def test_peek_reads_on_the_loop_and_says_none_when_it_cannot(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    await (await connect(path)).close()
+    writer = Writer(path)
+    assert writer.peek("SELECT 1") is None  # not started
+    await writer.start()
+    writer.add("INSERT INTO settings (key, value) VALUES ('k', 'v')")
+    await writer.commit()
+    with sqlite3.connect(path) as other:  # another process's change is seen at once
+        other.execute("INSERT INTO settings (key, value) VALUES ('other', 'w')")
+    assert writer.peek("SELECT key FROM settings ORDER BY key") == [("k",), ("other",)]
+    with pytest.raises(StoreError, match="no such table"):
+        writer.peek("SELECT * FROM no_such_table")
+    await writer.close()
+    assert writer.peek("SELECT 1") is None
+
+
 async def test_the_log_is_checkpointed_while_small_batches_are_written(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     await (await connect(path)).close()

@@ -147,10 +147,11 @@ class SessionRecord:
     def _queue_tasks(self, writer: Writer) -> None:
         """Queue the changed task rows, those without an outcome yet (not started, or
         running) through statements that write their empty columns as NULL themselves; the
-        rows of each statement go together, which the writer runs as one `executemany`."""
+        rows of each statement go as one block, which the writer runs as one `executemany`."""
         sid = self.session_id
         fresh: list[tuple[object, ...]] = []
         started: list[tuple[object, ...]] = []
+        ended: list[tuple[object, ...]] = []
         for tid in self._dirty_tasks:
             row = self.rows[tid]
             state = self.states[tid].value
@@ -161,13 +162,11 @@ class SessionRecord:
                     started.append((state, row.attempts, row.started_at, row.updated_at, sid,
                                     tid))
             else:
-                writer.add(records.UPDATE_TASK, (
-                    state, row.attempts, row.exit_code, row.result, row.error,
-                    row.started_at, row.finished_at, row.updated_at, sid, tid))
-        for params in fresh:
-            writer.add(records.UPDATE_FRESH_TASK, params)
-        for params in started:
-            writer.add(records.UPDATE_STARTED_TASK, params)
+                ended.append((state, row.attempts, row.exit_code, row.result, row.error,
+                              row.started_at, row.finished_at, row.updated_at, sid, tid))
+        writer.add_rows(records.UPDATE_TASK, ended)
+        writer.add_rows(records.UPDATE_FRESH_TASK, fresh)
+        writer.add_rows(records.UPDATE_STARTED_TASK, started)
 
     def journal_since(self, seq: int) -> list[JournalEntry]:
         """Journal entries numbered after `seq` that are still kept, oldest first."""
@@ -192,8 +191,10 @@ class SessionRecord:
         if self._session_row is not None:
             writer.add(records.SET_SESSION_STATE, self._session_row)
             self._session_row = None
-        agents: list[tuple[object, ...]] = []
+        inserts: list[tuple[object, ...]] = []
+        upserts: list[tuple[object, ...]] = []
         updates: list[tuple[object, ...]] = []
+        agents: list[tuple[object, ...]] = []
         for (tid, number), att in self._dirty_attempts.items():
             out, limit = att.outcome, att.timeout
             if att.queued:
@@ -203,13 +204,12 @@ class SessionRecord:
                                 att.input_bytes, sid, tid, number))
             elif att.only_started:  # the common case
                 att.queued = True
-                writer.add(records.INSERT_ATTEMPT, (
-                    sid, tid, number, self.boot_id, att.started_at,
-                    limit.seconds if limit else None, limit.runs if limit else None,
-                    att.input_bytes))
+                inserts.append((sid, tid, number, self.boot_id, att.started_at,
+                                limit.seconds if limit else None, limit.runs if limit else None,
+                                att.input_bytes))
             else:
                 att.queued = True
-                writer.add(records.UPSERT_ATTEMPT, (
+                upserts.append((
                     sid, tid, number, self.boot_id, att.pid, att.process_start,
                     att.started_at, att.finished_at, att.verdict,
                     out.exit_code if out else None, out.stdout if out else None,
@@ -218,13 +218,12 @@ class SessionRecord:
                     att.input_bytes))
             if att.runner is not None or (out is not None and out.runner is not None):
                 agents.append(agent_row(sid, tid, number, att))
-        for params in updates:  # after the new rows, in one block
-            writer.add(records.UPDATE_ATTEMPT, params)
-        for figures in agents:  # after the upserts: every row exists, and they batch
-            writer.add(records.SET_ATTEMPT_AGENT, figures)
+        writer.add_rows(records.INSERT_ATTEMPT, inserts)
+        writer.add_rows(records.UPSERT_ATTEMPT, upserts)
+        writer.add_rows(records.UPDATE_ATTEMPT, updates)  # after the new rows
+        writer.add_rows(records.SET_ATTEMPT_AGENT, agents)  # after them too: every row exists
         self._queue_tasks(writer)
-        for transition in self._transitions:
-            writer.add(records.INSERT_TRANSITION, transition)
+        writer.add_rows(records.INSERT_TRANSITION, self._transitions)
         for statement, params in self._bus_ops:  # after the rows they describe
             writer.add(statement, params)
         self._bus_ops.clear()

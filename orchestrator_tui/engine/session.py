@@ -317,7 +317,8 @@ class Engine:
     async def _poll_controls(self, execution: Execution) -> None:
         seen: set[int] = set()
         while True:
-            for row in await queries.open_controls(self.reader, execution.session_id):
+            rows = self.writer.peek(queries.OPEN_CONTROLS, (execution.session_id,)) or []
+            for row in (queries.ControlRow(*values) for values in rows):
                 if row.id not in seen:
                     seen.add(row.id)
                     execution.request(Control(row.action, row.argument, row.id,

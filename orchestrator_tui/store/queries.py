@@ -222,12 +222,10 @@ async def history(conn: aiosqlite.Connection, session_id: str, *, tasks: bool = 
     return [TransitionRow(*row) for row in rows]
 
 
-async def open_controls(conn: aiosqlite.Connection, session_id: str) -> list[ControlRow]:
-    """Requests for a session that no engine has handled yet, oldest first."""
-    rows = await _all(conn, "SELECT id, session_id, action, argument, requested_at, handled_at,"
-                            " outcome FROM control WHERE session_id = ? AND handled_at IS NULL"
-                            " ORDER BY id", (session_id,))
-    return [ControlRow(*row) for row in rows]
+OPEN_CONTROLS = ("SELECT id, session_id, action, argument, requested_at, handled_at, outcome"
+                 " FROM control WHERE session_id = ? AND handled_at IS NULL ORDER BY id")
+"""Requests for a session that no engine has handled yet, oldest first (the engine polls
+this through `Writer.peek`)."""
 
 
 async def control(conn: aiosqlite.Connection, control_id: int) -> ControlRow | None:

@@ -11,7 +11,8 @@ statement.
 
 The writer's connection is a plain `sqlite3` connection owned by that thread: aiosqlite
 would hand each statement to its thread separately (about 100 microseconds each here), and
-a batch is several statements. Readers keep using aiosqlite connections of their own.
+a batch is several statements. Readers keep using aiosqlite connections of their own, but
+for `peek`: a quick read on the loop's thread, for what the engine polls often.
 
 A small batch of plain statements is written on the event loop's own thread instead, on a
 second connection that never waits for a lock: handing it to the thread and back costs two
@@ -49,6 +50,13 @@ from orchestrator_tui.store.database import busy_timeout_ms, describe
 
 T = TypeVar("T")
 Params = Sequence[Any]
+
+
+class Rows(list[Params]):
+    """The parameter rows of one statement, queued together (`Writer.add_rows`) and run as
+    one `executemany`."""
+
+
 Call = Callable[[sqlite3.Connection], Any]
 Op = tuple[str, Params] | tuple[Call, "asyncio.Future[Any]"]
 MAX_PAGES_ENV = "ORCHESTRATOR_MAX_PAGES"
@@ -147,6 +155,32 @@ class Writer:
         """Queue one statement for the next batch; it is durable after a later `commit()`."""
         self._ops.append((sql, params))
 
+    def add_rows(self, sql: str, rows: Sequence[Params]) -> None:
+        """Queue one statement for each of `rows` (cheaper than `add` for each: the engine
+        queues a few such blocks per batch, of many rows each)."""
+        if rows:
+            self._ops.append((sql, Rows(rows)))
+
+    def peek(self, sql: str, params: Params = ()) -> list[Any] | None:
+        """Run a short read now, on the loop's thread, through the connection of inline
+        batches: no hand-off to a thread, for what the engine asks many times a second
+        (control requests). None when that connection is closed or the database is busy.
+
+        Raises:
+            StoreError: the database cannot be read (damaged, gone, ...).
+        """
+        conn = self._inline_conn
+        if conn is None:
+            return None
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None
+            raise describe(error, self._path) from error
+        except sqlite3.Error as error:
+            raise describe(error, self._path) from error
+
     async def commit(self) -> None:
         """Wait until every statement queued before this call is committed.
 
@@ -230,8 +264,7 @@ class Writer:
         """Write a small batch of plain statements now, on the loop's thread, unless the
         lock is taken; say whether it was written (or failed for good)."""
         conn = self._inline_conn
-        if conn is None or batch.in_thread or len(batch.ops) > INLINE_OPS \
-                or not all(isinstance(op[0], str) for op in batch.ops):
+        if conn is None or batch.in_thread or _statements(batch.ops) > INLINE_OPS:
             return False
         try:
             outcomes = self._write(conn, batch.ops, batch.afters)
@@ -348,8 +381,13 @@ class Writer:
                 head = ops[index]
                 if isinstance(head[0], str):
                     sql = head[0]
+                    if type(head[1]) is Rows:
+                        conn.executemany(sql, head[1])
+                        index += 1
+                        continue
                     rows: list[Params] = []
-                    while index < len(ops) and ops[index][0] == sql:
+                    while index < len(ops) and ops[index][0] == sql \
+                            and type(ops[index][1]) is not Rows:
                         rows.append(ops[index][1])  # type: ignore[arg-type]
                         index += 1
                     conn.executemany(sql, rows)
@@ -387,6 +425,17 @@ class Writer:
             except Exception as error:
                 outcomes.append((future, error))
         return outcomes
+
+
+def _statements(ops: list[Op]) -> float:
+    """How many statements `ops` runs (a row of a block counts as one); infinite when any
+    op is a `call`, which only the writer's thread runs."""
+    count = 0
+    for op in ops:
+        if not isinstance(op[0], str):
+            return float("inf")
+        count += len(op[1]) if type(op[1]) is Rows else 1
+    return count
 
 
 class _Busy(Exception):
