@@ -36,6 +36,7 @@ from orchestrator_tui.engine.events import (
     Completion,
     Control,
     Event,
+    EventQueue,
     Fatal,
     JournalEntry,
     RetryDue,
@@ -96,7 +97,7 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
         self._ready = ReadyQueue()
         self._running: dict[str, Attempt] = {}
         self._waiting: dict[str, int] = {}
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._events = EventQueue()
         self._retry_timers: dict[str, asyncio.TimerHandle] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._paused = session_state == S.PAUSED
@@ -190,9 +191,12 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
     async def run(self) -> SessionState:
         """Execute until every task is done, the session is aborted, or nothing can run."""
         now = time.time()
+        pred = self.plan.graph.pred
+        succeeded = {tid for tid, state in self.states.items() if state == T.SUCCEEDED}
         for tid in self.plan.order:
-            self._waiting[tid] = sum(1 for dep in self.plan.graph.pred[tid]
-                                     if self.states[dep] != T.SUCCEEDED)
+            deps = pred[tid]
+            self._waiting[tid] = len(deps) - len(succeeded.intersection(deps)) \
+                if succeeded else len(deps)
         if self.session_state in (S.PLANNING, S.RECOVERING):
             self._set_session(S.EXECUTING, "plan ready" if self.session_state == S.PLANNING
                               else "recovered", now)
@@ -203,8 +207,7 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
                 self.record.set_task(tid, T.READY, "dependencies met", now)
             if self.states[tid] == T.READY:
                 self._push(tid)
-        await self._commit()
-        try:
+        try:  # the loop's first batch commits these rows, before anything starts
             return await self._loop()
         finally:
             for timer in self._retry_timers.values():
