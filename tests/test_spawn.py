@@ -7,6 +7,7 @@ released once idle."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import pytest
 
 from orchestrator_tui.engine.runners import spawn
 from orchestrator_tui.engine.runners.base import Job
-from orchestrator_tui.engine.runners.command import CommandRunner
+from orchestrator_tui.engine.runners.command import CommandRunner, OutputPipe, drain
 from orchestrator_tui.engine.runners.spawn import SpawnedProcess, watch_exit
 
 pytestmark = pytest.mark.skipif(not spawn.FAST_SPAWN or not hasattr(os, "pidfd_open"),
@@ -117,6 +118,33 @@ async def test_each_child_reports_its_own_exit_code(starter: str) -> None:
     assert all(child.returncode == code for child, code in zip(children, codes, strict=True))
 
 
+async def test_an_exit_listener_hears_the_code_as_the_child_is_reaped(starter: str) -> None:
+    child = start(5, 0.0)
+    exited = watch_exit(child)
+    heard: list[object] = []
+    exited.add_done_callback(lambda _: heard.append("future's callback"))
+    child.on_exit = heard.append
+    assert await exited == 5
+    await asyncio.sleep(0)
+    assert heard == [5, "future's callback"]  # the listener runs first, as it is reaped
+
+
+async def test_one_drain_reads_both_pipes_and_keeps_one_a_writer_holds() -> None:
+    loop = asyncio.get_running_loop()
+    (out_r, out_w), (err_r, err_w) = os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)
+    os.write(out_w, b"out")
+    os.close(out_w)
+    os.write(err_w, b"err")  # its writer stays
+    pipes = (OutputPipe(out_r, 100, loop), OutputPipe(err_r, 100, loop))
+    drain(pipes)
+    assert pipes[0].closed and pipes[0].text() == "out"
+    assert not pipes[1].closed and pipes[1].text() == "err"
+    os.write(err_w, b" more")
+    os.close(err_w)
+    drain(pipes)
+    assert pipes[1].closed and pipes[1].text() == "err more"
+
+
 async def test_descriptors_are_reused_safely_and_the_set_closes_when_idle(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spawn.ExitWatcher, "IDLE_SECONDS", 0.05)
@@ -135,11 +163,14 @@ async def test_a_jobs_variables_replace_the_engines_own(starter: str, tmp_path: 
     job = Job(session_id="s", task_id="t", attempt=1, workspace=tmp_path,
               argv=(shutil.which("env") or "/usr/bin/env",),
               env={"ORCHESTRATOR_TASK": "inner", "ADDED": "é"})
-    for _ in range(2):  # the second start reuses the encoded base
+    for added in ("é", "é", "other"):  # later starts reuse what was encoded
+        job = dataclasses.replace(job, env={"ORCHESTRATOR_TASK": "inner", "ADDED": added})
         outcome = await (await runner.start(job)).wait()
         assert outcome.succeeded, outcome.error
         assert sorted(outcome.stdout.splitlines()) == [
-            "ADDED=é", "KEEP=1", "ORCHESTRATOR_TASK=inner"]
+            f"ADDED={added}", "KEEP=1", "ORCHESTRATOR_TASK=inner"]
+    with pytest.raises(ValueError, match="illegal environment variable name"):
+        runner.spawn(dataclasses.replace(job, env={"BAD=NAME": "x"}))
 
 
 @pytest.mark.parametrize("niceness", [0, 7, 40])

@@ -32,6 +32,8 @@ from orchestrator_tui.engine.runners.spawn import FAST_SPAWN, Process, SpawnedPr
 
 WATCH_DELAY = 0.02
 """Seconds after its start at which a command's output is read as it arrives."""
+ENTRIES_KEPT = 4096
+"""Most encoded environment entries a runner keeps for reuse."""
 PIPE_GRACE = 1.0
 """Seconds to wait for the pipes to close after the process exits (a leftover child of the
 process may hold them open)."""
@@ -65,19 +67,14 @@ class OutputPipe:
             fcntl.fcntl(self.fd, fcntl.F_SETFL, os.O_NONBLOCK)  # a pipe's end has no other flag
             self._loop.add_reader(self.fd, self.read)
 
+    @property
+    def watched(self) -> bool:
+        """Whether the event loop reads this pipe as output arrives."""
+        return self._watched
+
     def drain(self) -> None:
         """Read what is waiting now; close at end of file."""
-        if self._watched:
-            while not self.closed and self.read():
-                pass
-            return
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        while not self.closed and (events := poller.poll(0)):
-            if not events[0][1] & select.POLLIN:
-                self.close()  # nothing waits, and no writer is left
-            elif not self.read():
-                break
+        drain((self,))
 
     async def wait_closed(self, grace: float) -> None:
         """Read as output arrives until end of file, for at most `grace` seconds."""
@@ -122,6 +119,33 @@ class OutputPipe:
         return bytes(self.data[-self.cap:]).decode("utf-8", errors="replace")
 
 
+def drain(pipes: tuple[OutputPipe, ...]) -> None:
+    """Read what waits in each pipe now; close those at end of file. Pipes the loop does not
+    read yet are polled together before each read: for a command that wrote nothing, one
+    poll of both its pipes says so."""
+    polled: dict[int, OutputPipe] = {}
+    for pipe in pipes:
+        if pipe.watched:
+            while not pipe.closed and pipe.read():
+                pass
+        elif not pipe.closed:
+            polled[pipe.fd] = pipe
+    if not polled:
+        return
+    poller = select.poll()
+    for fd in polled:
+        poller.register(fd, select.POLLIN)
+    while polled and (events := poller.poll(0)):
+        for fd, event in events:
+            pipe = polled[fd]
+            if event & select.POLLIN and pipe.read():
+                continue  # more may wait
+            if not event & select.POLLIN:
+                pipe.close()  # nothing waits, and no writer is left
+            poller.unregister(fd)
+            del polled[fd]
+
+
 class CommandHandle:
     """A running command: its process group, its output and its deadline."""
 
@@ -157,8 +181,7 @@ class CommandHandle:
 
     def tail(self) -> tuple[str, str]:
         """What the command has written so far to stdout and stderr (their kept tails)."""
-        for pipe in self._pipes:
-            pipe.drain()
+        drain(self._pipes)
         return self._pipes[0].text(), self._pipes[1].text()
 
     def pause(self) -> bool:
@@ -196,12 +219,10 @@ class CommandHandle:
         if self.job.timeout is not None:
             self._deadline = loop.call_later(self.job.timeout, self._check_deadline)
 
-        def exited(done: asyncio.Future[int]) -> None:
+        def exited(code: int) -> None:
             if self._deadline is not None:
                 self._deadline.cancel()
-            code = done.result()
-            for pipe in self._pipes:
-                pipe.drain()
+            drain(self._pipes)
             if all(pipe.closed for pipe in self._pipes):
                 callback(self._outcome(code))
                 return
@@ -209,7 +230,10 @@ class CommandHandle:
             closing = loop.create_task(self._close_pipes())
             closing.add_done_callback(lambda _: callback(self._outcome(code)))
 
-        self._exited.add_done_callback(exited)
+        if isinstance(self._proc, SpawnedProcess) and not self._exited.done():
+            self._proc.on_exit = exited  # called as the process is reaped
+        else:
+            self._exited.add_done_callback(lambda done: exited(done.result()))
 
     async def wait(self) -> Outcome:
         ended: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -275,6 +299,8 @@ class CommandRunner:
         self._encoded_bases: dict[tuple[str, ...], list[bytes]] = {}
         """The base environment as `NAME=value` bytes without the names a job sets, by those
         names (jobs of one engine set the same few): encoded once, not at every start."""
+        self._entries: dict[tuple[str, str], bytes] = {}
+        """The encoded entries of jobs' own variables (most repeat from job to job)."""
         self._young: deque[tuple[float, CommandHandle]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -341,7 +367,16 @@ class CommandRunner:
             base = self._encoded_bases[names] = [
                 _entry(name, value) for name, value in self.base_env.items()
                 if name not in env and name and "=" not in name]
-        return base + [_entry(name, value) for name, value in env.items()]
+        entries = self._entries
+        if len(entries) > ENTRIES_KEPT:
+            entries.clear()
+        job_entries = []
+        for item in env.items():
+            entry = entries.get(item)
+            if entry is None:
+                entry = entries[item] = _entry(*item)
+            job_entries.append(entry)
+        return base + job_entries
 
     def handle(self, job: Job, started: Started,
                loop: asyncio.AbstractEventLoop | None = None) -> CommandHandle:

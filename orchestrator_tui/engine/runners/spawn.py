@@ -59,6 +59,9 @@ class SpawnedProcess:
         self.pid = pid
         self.stdin: IO[bytes] | None = None
         self.returncode: int | None = None
+        self.on_exit: Callable[[int], None] | None = None
+        """Called with the exit code by the loop's exit watcher as it reaps the process,
+        in the same turn (a callback of the exit's future waits for the next)."""
 
     @staticmethod
     def can_start_in(cwd: str) -> bool:
@@ -181,7 +184,11 @@ class ExitWatcher:
             proc, exited = self._children.pop(pidfd)
             os.close(pidfd)
             if not exited.done():
-                exited.set_result(proc.wait())
+                code = proc.wait()
+                exited.set_result(code)
+                listener = getattr(proc, "on_exit", None)
+                if listener is not None:
+                    listener(code)
         if not self._children:
             self._empty_since = self._loop.time()
             if self._idle is None:
