@@ -129,6 +129,17 @@ async def test_an_exit_listener_hears_the_code_as_the_child_is_reaped(starter: s
     assert heard == [5, "future's callback"]  # the listener runs first, as it is reaped
 
 
+async def test_every_follower_of_a_command_hears_its_end(tmp_path: Path) -> None:
+    runner = CommandRunner()
+    job = Job(session_id="s", task_id="t", attempt=1, workspace=tmp_path,
+              argv=(shutil.which("true") or "/bin/true",), env={})
+    handle = runner.spawn(job)
+    heard: list[bool] = []
+    handle.on_done(lambda outcome: heard.append(outcome.succeeded))
+    assert (await handle.wait()).succeeded  # a second follower
+    assert heard == [True]
+
+
 async def test_one_drain_reads_both_pipes_and_keeps_one_a_writer_holds() -> None:
     loop = asyncio.get_running_loop()
     (out_r, out_w), (err_r, err_w) = os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)

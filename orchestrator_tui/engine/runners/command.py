@@ -230,8 +230,10 @@ class CommandHandle:
             closing = loop.create_task(self._close_pipes())
             closing.add_done_callback(lambda _: callback(self._outcome(code)))
 
-        if isinstance(self._proc, SpawnedProcess) and not self._exited.done():
-            self._proc.on_exit = exited  # called as the process is reaped
+        proc = self._proc
+        if isinstance(proc, SpawnedProcess) and proc.on_exit is None \
+                and not self._exited.done():
+            proc.on_exit = exited  # called as the process is reaped
         else:
             self._exited.add_done_callback(lambda done: exited(done.result()))
 
