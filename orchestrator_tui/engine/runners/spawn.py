@@ -180,6 +180,7 @@ class ExitWatcher:
 
     def _reap(self) -> None:
         assert self._epoll is not None
+        heard: list[tuple[Callable[[int], None], int]] = []
         for pidfd, _ in self._epoll.poll(0):
             proc, exited = self._children.pop(pidfd)
             os.close(pidfd)
@@ -188,7 +189,13 @@ class ExitWatcher:
                 exited.set_result(code)
                 listener = getattr(proc, "on_exit", None)
                 if listener is not None:
-                    listener(code)
+                    heard.append((listener, code))
+        for listener, code in heard:  # once every child of this wake-up is reaped
+            try:
+                listener(code)
+            except Exception as error:  # one listener's failure is not the others'
+                self._loop.call_exception_handler({
+                    "message": "an exit listener failed", "exception": error})
         if not self._children:
             self._empty_since = self._loop.time()
             if self._idle is None:
