@@ -50,15 +50,10 @@ from orchestrator_tui.store.database import busy_timeout_ms, describe
 
 T = TypeVar("T")
 Params = Sequence[Any]
-
-
-class Rows(list[Params]):
-    """The parameter rows of one statement, queued together (`Writer.add_rows`) and run as
-    one `executemany`."""
-
-
 Call = Callable[[sqlite3.Connection], Any]
-Op = tuple[str, Params] | tuple[Call, "asyncio.Future[Any]"]
+Op = tuple[str, list[Params]] | tuple[Call, "asyncio.Future[Any]"]
+"""A statement with the rows it runs for (consecutive rows of one statement share an op,
+which runs as one `executemany`), or a `call` with its future."""
 MAX_PAGES_ENV = "ORCHESTRATOR_MAX_PAGES"
 INLINE_OPS = 500
 """Most statements of a batch written on the event loop's thread (a few milliseconds)."""
@@ -153,13 +148,18 @@ class Writer:
 
     def add(self, sql: str, params: Params = ()) -> None:
         """Queue one statement for the next batch; it is durable after a later `commit()`."""
-        self._ops.append((sql, params))
+        self.add_rows(sql, (params,))
 
     def add_rows(self, sql: str, rows: Sequence[Params]) -> None:
-        """Queue one statement for each of `rows` (cheaper than `add` for each: the engine
-        queues a few such blocks per batch, of many rows each)."""
-        if rows:
-            self._ops.append((sql, Rows(rows)))
+        """Queue one statement for each of `rows`, in order (the engine queues a few such
+        blocks per batch, of many rows each)."""
+        if not rows:
+            return
+        ops = self._ops
+        if ops and ops[-1][0] == sql:  # the same statement again: one executemany
+            ops[-1][1].extend(rows)
+        else:
+            ops.append((sql, list(rows)))
 
     def peek(self, sql: str, params: Params = ()) -> list[Any] | None:
         """Run a short read now, on the loop's thread, through the connection of inline
@@ -376,24 +376,11 @@ class Writer:
                 raise _Busy from error
             raise
         try:
-            index = 0
-            while index < len(ops):
-                head = ops[index]
+            for head in ops:
                 if isinstance(head[0], str):
-                    sql = head[0]
-                    if type(head[1]) is Rows:
-                        conn.executemany(sql, head[1])
-                        index += 1
-                        continue
-                    rows: list[Params] = []
-                    while index < len(ops) and ops[index][0] == sql \
-                            and type(ops[index][1]) is not Rows:
-                        rows.append(ops[index][1])  # type: ignore[arg-type]
-                        index += 1
-                    conn.executemany(sql, rows)
+                    conn.executemany(head[0], head[1])
                     continue
                 fn, future = head
-                index += 1
                 conn.execute("SAVEPOINT call")
                 try:
                     value = fn(conn)
@@ -428,13 +415,13 @@ class Writer:
 
 
 def _statements(ops: list[Op]) -> float:
-    """How many statements `ops` runs (a row of a block counts as one); infinite when any
-    op is a `call`, which only the writer's thread runs."""
+    """How many statements `ops` runs (one per row); infinite when any op is a `call`,
+    which only the writer's thread runs."""
     count = 0
     for op in ops:
         if not isinstance(op[0], str):
             return float("inf")
-        count += len(op[1]) if type(op[1]) is Rows else 1
+        count += len(op[1])
     return count
 
 
