@@ -18,7 +18,7 @@ from orchestrator_tui.core.errors import IllegalTransition
 from orchestrator_tui.core.models import IntentSpec, TaskSpec
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import SessionState, TaskState
-from orchestrator_tui.engine.events import WAKE, Control, EventQueue, RetryDue
+from orchestrator_tui.engine.events import Control
 from orchestrator_tui.engine.execution import Execution
 from orchestrator_tui.engine.session import Engine, SessionRequest
 
@@ -300,15 +300,3 @@ async def test_a_task_raising_anything_fails_cleanly(tmp_path: Path, workspace: 
     assert errors["boom"] == "RuntimeError: exploded on purpose"
     assert "cannot start" in errors["bad-import"] and "no_such_module" in errors["bad-import"]
     assert errors["fine"] == ""
-
-
-async def test_the_event_queue_hands_events_over_in_order() -> None:
-    queue = EventQueue()
-    waiting = asyncio.ensure_future(queue.get())
-    await asyncio.sleep(0)
-    assert not waiting.done()  # nothing yet: it waits
-    queue.put_nowait(WAKE)
-    queue.put_nowait(RetryDue("a"))
-    assert await waiting is WAKE
-    assert not queue.empty() and queue.get_nowait() == RetryDue("a")
-    assert queue.empty()

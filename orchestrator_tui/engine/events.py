@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -54,38 +52,6 @@ class Wake:
 
 WAKE = Wake()
 Event = Completion | Control | RetryDue | Fatal | Wake
-
-
-class EventQueue:
-    """The events of one execution, first in, first out, for the one loop that takes them:
-    the four calls of `asyncio.Queue` it uses, without that queue's size limit, count of
-    unfinished items and list of waiters (one event arrives for every task's end)."""
-
-    def __init__(self) -> None:
-        self._items: deque[Event] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put_nowait(self, event: Event) -> None:
-        self._items.append(event)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def get_nowait(self) -> Event:
-        return self._items.popleft()
-
-    async def get(self) -> Event:
-        """The oldest event, once there is one."""
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
 
 
 @dataclass(slots=True)

@@ -36,7 +36,6 @@ from orchestrator_tui.engine.events import (
     Completion,
     Control,
     Event,
-    EventQueue,
     Fatal,
     JournalEntry,
     RetryDue,
@@ -97,7 +96,7 @@ class Execution(Dispatcher, FailureHandling, Steering, AttemptLauncher):
         self._ready = ReadyQueue()
         self._running: dict[str, Attempt] = {}
         self._waiting: dict[str, int] = {}
-        self._events = EventQueue()
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._retry_timers: dict[str, asyncio.TimerHandle] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._paused = session_state == S.PAUSED

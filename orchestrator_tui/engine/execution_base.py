@@ -11,7 +11,7 @@ from orchestrator_tui.core.admission import Admission, Need
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.policy import ReadyQueue
 from orchestrator_tui.core.states import SessionState, TaskState
-from orchestrator_tui.engine.events import Attempt, Control, EventQueue
+from orchestrator_tui.engine.events import Attempt, Control, Event
 from orchestrator_tui.engine.failure_recovery import FailureRecovery
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.record import SessionRecord
@@ -31,7 +31,7 @@ class ExecutionParts:
     _agent_running: dict[str, str]
     _bottom: dict[str, float]
     _commit: Callable[[], Coroutine[Any, Any, None]]
-    _events: EventQueue
+    _events: asyncio.Queue[Event]
     _failures: list[str]
     _held: dict[str, list[str]]
     _held_needs: dict[str, Need]

@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator_tui.core.errors import OrchestratorError
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.states import TaskState
-from orchestrator_tui.engine.events import WAKE, Attempt, Completion, EventQueue
+from orchestrator_tui.engine.events import WAKE, Attempt, Completion, Event
 from orchestrator_tui.engine.jobs import JobFactory
 from orchestrator_tui.engine.record import SessionRecord
 from orchestrator_tui.engine.runners import agent_events
@@ -39,7 +39,7 @@ class AttemptLauncher:
     record: SessionRecord
     grace: float
     _running: dict[str, Attempt]
-    _events: EventQueue
+    _events: asyncio.Queue[Event]
     _watchers: set[asyncio.Task[None]]
     _aborting: bool
     _paused: bool
