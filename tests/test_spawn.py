@@ -118,38 +118,6 @@ async def test_each_child_reports_its_own_exit_code(starter: str) -> None:
     assert all(child.returncode == code for child, code in zip(children, codes, strict=True))
 
 
-async def test_an_exit_listener_hears_the_code_as_the_child_is_reaped(starter: str) -> None:
-    child = start(5, 0.0)
-    exited = watch_exit(child)
-    heard: list[object] = []
-    exited.add_done_callback(lambda _: heard.append("future's callback"))
-    child.on_exit = heard.append
-    assert await exited == 5
-    await asyncio.sleep(0)
-    assert heard == [5, "future's callback"]  # the listener runs first, as it is reaped
-
-
-async def test_a_failing_exit_listener_leaves_the_others_heard(starter: str) -> None:
-    loop = asyncio.get_running_loop()
-    reported: list[str] = []
-    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
-    try:
-        children = [start(0, 0.0), start(4, 0.0)]
-        heard: list[int] = []
-
-        def refuse(code: int) -> None:
-            raise RuntimeError("refused")
-
-        children[0].on_exit = refuse
-        children[1].on_exit = heard.append
-        futures = [watch_exit(child) for child in children]
-        await asyncio.sleep(0.3)  # both end before the loop looks: one wake-up
-        assert await asyncio.gather(*futures) == [0, 4]
-        assert heard == [4] and reported == ["an exit listener failed"]
-    finally:
-        loop.set_exception_handler(None)
-
-
 async def test_every_follower_of_a_command_hears_its_end(tmp_path: Path) -> None:
     runner = CommandRunner()
     job = Job(session_id="s", task_id="t", attempt=1, workspace=tmp_path,

@@ -219,9 +219,10 @@ class CommandHandle:
         if self.job.timeout is not None:
             self._deadline = loop.call_later(self.job.timeout, self._check_deadline)
 
-        def exited(code: int) -> None:
+        def exited(done: asyncio.Future[int]) -> None:
             if self._deadline is not None:
                 self._deadline.cancel()
+            code = done.result()
             drain(self._pipes)
             if all(pipe.closed for pipe in self._pipes):
                 callback(self._outcome(code))
@@ -230,12 +231,7 @@ class CommandHandle:
             closing = loop.create_task(self._close_pipes())
             closing.add_done_callback(lambda _: callback(self._outcome(code)))
 
-        proc = self._proc
-        if isinstance(proc, SpawnedProcess) and proc.on_exit is None \
-                and not self._exited.done():
-            proc.on_exit = exited  # called as the process is reaped
-        else:
-            self._exited.add_done_callback(lambda done: exited(done.result()))
+        self._exited.add_done_callback(exited)
 
     async def wait(self) -> Outcome:
         ended: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()

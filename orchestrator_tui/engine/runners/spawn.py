@@ -59,9 +59,6 @@ class SpawnedProcess:
         self.pid = pid
         self.stdin: IO[bytes] | None = None
         self.returncode: int | None = None
-        self.on_exit: Callable[[int], None] | None = None
-        """Called with the exit code by the loop's exit watcher as it reaps the process,
-        in the same turn (a callback of the exit's future waits for the next)."""
 
     @staticmethod
     def can_start_in(cwd: str) -> bool:
@@ -180,22 +177,11 @@ class ExitWatcher:
 
     def _reap(self) -> None:
         assert self._epoll is not None
-        heard: list[tuple[Callable[[int], None], int]] = []
         for pidfd, _ in self._epoll.poll(0):
             proc, exited = self._children.pop(pidfd)
             os.close(pidfd)
             if not exited.done():
-                code = proc.wait()
-                exited.set_result(code)
-                listener = getattr(proc, "on_exit", None)
-                if listener is not None:
-                    heard.append((listener, code))
-        for listener, code in heard:  # once every child of this wake-up is reaped
-            try:
-                listener(code)
-            except Exception as error:  # one listener's failure is not the others'
-                self._loop.call_exception_handler({
-                    "message": "an exit listener failed", "exception": error})
+                exited.set_result(proc.wait())
         if not self._children:
             self._empty_since = self._loop.time()
             if self._idle is None:
