@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 import select
 import signal
@@ -32,8 +33,6 @@ from orchestrator_tui.engine.runners.spawn import FAST_SPAWN, Process, SpawnedPr
 
 WATCH_DELAY = 0.02
 """Seconds after its start at which a command's output is read as it arrives."""
-ENTRIES_KEPT = 4096
-"""Most encoded environment entries a runner keeps for reuse."""
 PIPE_GRACE = 1.0
 """Seconds to wait for the pipes to close after the process exits (a leftover child of the
 process may hold them open)."""
@@ -71,10 +70,6 @@ class OutputPipe:
     def watched(self) -> bool:
         """Whether the event loop reads this pipe as output arrives."""
         return self._watched
-
-    def drain(self) -> None:
-        """Read what is waiting now; close at end of file."""
-        drain((self,))
 
     async def wait_closed(self, grace: float) -> None:
         """Read as output arrives until end of file, for at most `grace` seconds."""
@@ -297,8 +292,6 @@ class CommandRunner:
         self._encoded_bases: dict[tuple[str, ...], list[bytes]] = {}
         """The base environment as `NAME=value` bytes without the names a job sets, by those
         names (jobs of one engine set the same few): encoded once, not at every start."""
-        self._entries: dict[tuple[str, str], bytes] = {}
-        """The encoded entries of jobs' own variables (most repeat from job to job)."""
         self._young: deque[tuple[float, CommandHandle]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -365,16 +358,7 @@ class CommandRunner:
             base = self._encoded_bases[names] = [
                 _entry(name, value) for name, value in self.base_env.items()
                 if name not in env and name and "=" not in name]
-        entries = self._entries
-        if len(entries) > ENTRIES_KEPT:
-            entries.clear()
-        job_entries = []
-        for item in env.items():
-            entry = entries.get(item)
-            if entry is None:
-                entry = entries[item] = _entry(*item)
-            job_entries.append(entry)
-        return base + job_entries
+        return base + [_entry(name, value) for name, value in env.items()]
 
     def handle(self, job: Job, started: Started,
                loop: asyncio.AbstractEventLoop | None = None) -> CommandHandle:
@@ -402,6 +386,7 @@ class CommandRunner:
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
+@functools.lru_cache(maxsize=4096)  # most of a job's variables repeat from job to job
 def _entry(name: str, value: str) -> bytes:
     """`NAME=value` as the bytes a child's environment holds (as `os.fsencode` makes them)."""
     if "=" in name or not name:
