@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import shutil
 import signal
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,6 +157,19 @@ async def test_descriptors_are_reused_safely_and_the_set_closes_when_idle(
     await asyncio.sleep(0.2)
     assert watcher._epoll is None  # released: nothing left to watch
     assert await watch_exit(start(4, 0.0)) == 4  # and made again on need
+
+
+def test_a_finished_loop_and_its_watcher_are_freed() -> None:
+    """The loop-keyed registry of watchers does not keep a finished loop alive (each
+    `asyncio.run` that followed a child would otherwise leak its loop)."""
+    async def follow_one() -> weakref.ref[asyncio.AbstractEventLoop]:
+        assert await watch_exit(start(3, 0.0)) == 3
+        return weakref.ref(asyncio.get_running_loop())
+
+    loop = asyncio.run(follow_one())
+    gc.collect()
+    assert loop() is None
+    assert len(spawn._exit_watchers) == 0
 
 
 async def test_a_jobs_variables_replace_the_engines_own(starter: str, tmp_path: Path) -> None:

@@ -157,11 +157,14 @@ class ExitWatcher:
     """With no child left for this long, the epoll set is closed (and made again on need)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop = weakref.proxy(loop)
+        """The loop, held weakly (nor is its timer's handle kept): `_exit_watchers` keeps a
+        watcher only as long as its loop lives, which a strong reference would prevent."""
         self._epoll: select.epoll | None = None
         self._children: dict[int, tuple[Process, asyncio.Future[int]]] = {}
-        self._idle: asyncio.TimerHandle | None = None
-        """The one timer that closes an idle set; it is not moved at every child."""
+        self._idle_timer = False
+        """Whether the one timer that closes an idle set is set (it is not moved at every
+        child)."""
         self._empty_since = 0.0
 
     def add(self, pidfd: int, proc: Process, exited: asyncio.Future[int]) -> None:
@@ -184,16 +187,18 @@ class ExitWatcher:
                 exited.set_result(proc.wait())
         if not self._children:
             self._empty_since = self._loop.time()
-            if self._idle is None:
-                self._idle = self._loop.call_later(self.IDLE_SECONDS, self._close_if_idle)
+            if not self._idle_timer:
+                self._idle_timer = True
+                self._loop.call_later(self.IDLE_SECONDS, self._close_if_idle)
 
     def _close_if_idle(self) -> None:
-        self._idle = None
+        self._idle_timer = False
         if self._children or self._epoll is None:
             return  # busy again: the next time the set empties arms the timer anew
         left = self._empty_since + self.IDLE_SECONDS - self._loop.time()
         if left > 0:  # it emptied again since the timer was set
-            self._idle = self._loop.call_later(left, self._close_if_idle)
+            self._idle_timer = True
+            self._loop.call_later(left, self._close_if_idle)
             return
         self._loop.remove_reader(self._epoll.fileno())
         self._epoll.close()
