@@ -14,9 +14,11 @@ import pytest
 from orchestrator_tui.core.patterns import error_signature, percentile, usual_next
 from orchestrator_tui.core.plan import Plan
 from orchestrator_tui.core.workflow import build_plan, parse_workflow
+from orchestrator_tui.engine import learning
 from orchestrator_tui.engine.learning import past_predictions, predict_plan
 from orchestrator_tui.engine.patterns import agent_performance, patterns, success_metrics
 from orchestrator_tui.store.database import connect
+from orchestrator_tui.store.learning import attempt_samples
 
 WORKFLOW = """
 intents:
@@ -140,6 +142,25 @@ def test_predictions_improve_as_a_stable_agent_gets_more_history(tmp_path: Path)
         errors.append(abs(estimate.point - 10.0))
     assert all(later <= earlier for earlier, later in itertools.pairwise(errors))
     assert errors[-1] < errors[0]
+
+
+def test_the_predictor_learns_from_the_newest_attempts_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However long the history, a start reads and fits a bounded part of it: the latest."""
+    history = History(tmp_path / "state.db")
+    for _ in range(3):
+        history.session("other", [("x", "slowpoke", 200.0, "succeeded")])
+    for _ in range(2):
+        history.session("fan", [(f"t{i}", "fan", 2.0, "succeeded") for i in range(2)],
+                        plan=fan_plan(2))
+    monkeypatch.setattr(learning, "NEWEST_ATTEMPTS", 4)
+    predictor, samples = read(tmp_path / "state.db", learning.load_predictor)
+    assert samples == 4 and predictor.kinds == ["fan"]  # slowpoke's runs are older
+    rows = read(tmp_path / "state.db",
+                lambda conn: attempt_samples(conn, newest=5))
+    assert [row.kind for row in rows] == ["slowpoke", "fan", "fan", "fan", "fan"]  # oldest first
+    assert [row.kind_count for row in rows] == [1, 2, 2, 2, 2]
+    assert len(read(tmp_path / "state.db", attempt_samples)) == 7  # all, when not bounded
 
 
 def fan_plan(width: int) -> Plan:

@@ -34,6 +34,11 @@ from orchestrator_tui.store import queries
 from orchestrator_tui.store.database import connect
 from orchestrator_tui.store.learning import AttemptSample
 
+NEWEST_ATTEMPTS = 5000
+"""The most ended attempts (the latest started) a predictor is fitted on: many sessions of
+history for each kind in common use, and a read and a fit, paid at every session's start,
+that stop growing with the history."""
+
 
 @dataclass(frozen=True, slots=True)
 class TaskForecast:
@@ -78,9 +83,10 @@ class PlanForecast:
 
 async def load_predictor(conn: aiosqlite.Connection,
                          before: float | None = None) -> tuple[Predictor, int]:
-    """The predictor fitted on successful attempts (ended before `before`), and their count
-    (the fit runs in a thread: the loop goes on meanwhile)."""
-    return await _fitted(await history.attempt_samples(conn, before))
+    """The predictor fitted on the successful attempts among the `NEWEST_ATTEMPTS` latest
+    ended before `before`, and their count (the fit runs in a thread: the loop goes on
+    meanwhile)."""
+    return await _fitted(await history.attempt_samples(conn, before, NEWEST_ATTEMPTS))
 
 
 async def _fitted(rows: Iterable[history.AttemptSample]) -> tuple[Predictor, int]:

@@ -42,31 +42,51 @@ class TaskOutcome:
     finished_at: float | None
 
 
-async def attempt_samples(conn: aiosqlite.Connection,
-                          before: float | None = None) -> list[AttemptSample]:
-    """Every ended attempt of a finished task (that ended by `before`), oldest end first."""
+async def attempt_samples(conn: aiosqlite.Connection, before: float | None = None,
+                          newest: int | None = None) -> list[AttemptSample]:
+    """Every ended attempt of a finished task (that ended by `before`), oldest end first; with
+    `newest`, only that many of the latest started (read newest first, in the table's own
+    order, so the read stays as short however long the history grows)."""
     marks = ", ".join("?" * len(FINISHED_TASK_STATES))
     until = "" if before is None else " AND a.finished_at <= ?"
+    latest = "" if newest is None else " ORDER BY a.id DESC LIMIT ?"
     async with conn.execute(
         "SELECT coalesce(t.agent, t.kind), a.finished_at - a.started_at, a.outcome, "
         "a.started_at, a.session_id, a.task_id, "
         "CASE WHEN a.tokens_in IS NULL AND a.tokens_out IS NULL THEN NULL "
         "ELSE coalesce(a.tokens_in, 0) + coalesce(a.tokens_out, 0) END, a.cost_usd, s.intent, "
-        "t.kind, a.input_bytes "
+        "t.kind, a.input_bytes, a.finished_at, a.id "
         "FROM attempts a JOIN tasks t ON t.session_id = a.session_id AND t.id = a.task_id "
         "JOIN sessions s ON s.id = a.session_id "
-        f"WHERE a.finished_at IS NOT NULL AND t.state IN ({marks}){until} "
-        "ORDER BY a.finished_at, a.id",
-        (*FINISHED_TASK_STATES, *(() if before is None else (before,)))) as cursor:
-        rows = await cursor.fetchall()
-    # Counted apart and matched here: joined in SQL, the counts made the query 5 times slower.
-    async with conn.execute("SELECT session_id, kind, count(*) FROM tasks "
-                            "GROUP BY session_id, kind") as cursor:
-        counts = {(sid, kind): n for sid, kind, n in await cursor.fetchall()}
+        f"WHERE a.finished_at IS NOT NULL AND t.state IN ({marks}){until}{latest}",
+        (*FINISHED_TASK_STATES, *(() if before is None else (before,)),
+         *(() if newest is None else (newest,)))) as cursor:
+        rows = sorted(await cursor.fetchall(), key=lambda row: (row[11], row[12]))
+    counts = await _kind_counts(conn, {row[4] for row in rows}, everything=newest is None)
     return [AttemptSample(str(kind), max(0.0, float(took)), outcome, float(start), str(sid),
                           str(tid), tokens, cost, str(intent), counts[(sid, planned)], given)
-            for kind, took, outcome, start, sid, tid, tokens, cost, intent, planned, given
+            for kind, took, outcome, start, sid, tid, tokens, cost, intent, planned, given, *_
             in rows]
+
+
+async def _kind_counts(conn: aiosqlite.Connection, sessions: set[str],
+                       everything: bool) -> dict[tuple[str, str], int]:
+    """How many tasks of each kind each of `sessions` planned (of every session when
+    `everything`: one scan then beats a look-up per session). Counted apart and matched by
+    the caller: joined in SQL, the counts made the query of attempts 5 times slower."""
+    query = "SELECT session_id, kind, count(*) FROM tasks{} GROUP BY session_id, kind"
+    if everything:
+        async with conn.execute(query.format("")) as cursor:
+            return {(sid, kind): n for sid, kind, n in await cursor.fetchall()}
+    counts: dict[tuple[str, str], int] = {}
+    ordered = sorted(sessions)
+    for start in range(0, len(ordered), 500):  # within any SQLite's limit of parameters
+        chunk = ordered[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        async with conn.execute(query.format(f" WHERE session_id IN ({marks})"),
+                                chunk) as cursor:
+            counts.update({(sid, kind): n for sid, kind, n in await cursor.fetchall()})
+    return counts
 
 
 async def task_outcomes(conn: aiosqlite.Connection) -> list[TaskOutcome]:
