@@ -175,9 +175,9 @@ class PastPrediction:
 async def past_predictions(conn: aiosqlite.Connection, count: int = 10,
                            attempts: list[AttemptSample] | None = None) -> list[PastPrediction]:
     """For the newest `count` finished sessions, the forecast made only from history recorded
-    before each started (the newest `NEWEST_ATTEMPTS` of it, as a start reads), against its
-    real duration (sessions without such history left out; `attempts`: the recorded attempts,
-    oldest end first, when the caller has read them already)."""
+    before each started (the `NEWEST_ATTEMPTS` that ended last, about what a start reads),
+    against its real duration (sessions without such history left out; `attempts`: the
+    recorded attempts, oldest end first, when the caller has read them already)."""
     found = []
     if attempts is None:
         attempts = await history.attempt_samples(conn)  # read once, cut per session below

@@ -62,20 +62,20 @@ async def attempt_samples(conn: aiosqlite.Connection, before: float | None = Non
         (*FINISHED_TASK_STATES, *(() if before is None else (before,)),
          *(() if newest is None else (newest,)))) as cursor:
         rows = sorted(await cursor.fetchall(), key=lambda row: (row[11], row[12]))
-    counts = await _kind_counts(conn, {row[4] for row in rows}, everything=newest is None)
+    counts = await _kind_counts(conn, None if newest is None else {row[4] for row in rows})
     return [AttemptSample(str(kind), max(0.0, float(took)), outcome, float(start), str(sid),
                           str(tid), tokens, cost, str(intent), counts[(sid, planned)], given)
             for kind, took, outcome, start, sid, tid, tokens, cost, intent, planned, given, *_
             in rows]
 
 
-async def _kind_counts(conn: aiosqlite.Connection, sessions: set[str],
-                       everything: bool) -> dict[tuple[str, str], int]:
-    """How many tasks of each kind each of `sessions` planned (of every session when
-    `everything`: one scan then beats a look-up per session). Counted apart and matched by
-    the caller: joined in SQL, the counts made the query of attempts 5 times slower."""
+async def _kind_counts(conn: aiosqlite.Connection,
+                       sessions: set[str] | None) -> dict[tuple[str, str], int]:
+    """How many tasks of each kind each of `sessions` planned (None: every session, in one
+    scan). Counted apart and matched by the caller: joined in SQL, the counts made the query
+    of attempts 5 times slower."""
     query = "SELECT session_id, kind, count(*) FROM tasks{} GROUP BY session_id, kind"
-    if everything:
+    if sessions is None:
         async with conn.execute(query.format("")) as cursor:
             return {(sid, kind): n for sid, kind, n in await cursor.fetchall()}
     counts: dict[tuple[str, str], int] = {}
