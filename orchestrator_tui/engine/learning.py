@@ -8,7 +8,6 @@ import asyncio
 import json
 import math
 import time
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,14 +99,9 @@ async def _fitted(rows: Iterable[history.AttemptSample]) -> tuple[Predictor, int
 
 async def success_records(conn: aiosqlite.Connection,
                           before: float | None = None) -> dict[str, tuple[int, int]]:
-    """Per kind (agent, else program): (tasks succeeded, tasks succeeded or failed)."""
-    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in await history.task_outcomes(conn):
-        if before is not None and (row.finished_at is None or row.finished_at > before):
-            continue
-        tally[row.kind][0] += row.state == "succeeded"
-        tally[row.kind][1] += 1
-    return {kind: (good, runs) for kind, (good, runs) in tally.items()}
+    """Per kind (agent, else program): (tasks succeeded, tasks succeeded or failed), of the
+    tasks that ended by `before`."""
+    return await history.success_tally(conn, before)
 
 
 def forecast(plan: Plan, predictor: Predictor, samples: int,

@@ -100,6 +100,19 @@ async def task_outcomes(conn: aiosqlite.Connection) -> list[TaskOutcome]:
             for kind, state, attempts, error, sid, finished in rows]
 
 
+async def success_tally(conn: aiosqlite.Connection,
+                        before: float | None = None) -> dict[str, tuple[int, int]]:
+    """Per kind (agent, else program): (tasks succeeded, tasks that ended succeeded or
+    failed), of those that ended by `before`; counted by SQLite, not row by row here."""
+    until = "" if before is None else " AND finished_at IS NOT NULL AND finished_at <= ?"
+    async with conn.execute(
+        "SELECT coalesce(agent, kind), sum(state = 'succeeded'), count(*) FROM tasks "
+        f"WHERE state IN ('succeeded', 'failed'){until} GROUP BY 1",
+        () if before is None else (before,)) as cursor:
+        return {str(kind): (int(good), int(runs)) for kind, good, runs
+                in await cursor.fetchall()}
+
+
 async def record_intent_choice(conn: aiosqlite.Connection, phrase: str, intent: str,
                                at: float) -> None:
     """Store that the user started `intent` after typing `phrase`."""
