@@ -5,10 +5,11 @@ One engine, open the whole time as the app keeps it, runs session after session 
 durable) on one SQLite file. Once the history holds each of `--sizes` (thousands of ended
 attempts), it times `Engine.start` over `--runs` sessions (median; each session then runs,
 so the history grows by a little during the measurement). Every start fits the duration
-predictor on the newest `NEWEST_ATTEMPTS` attempts. The peer, timed in the same run on the
-same file, is the predictor fitted on the whole history, as every start did before that
-bound: the read of every ended attempt and the fit. The process's resident memory is
-read after each size.
+predictor on the newest `NEWEST_ATTEMPTS` attempts. The process's resident memory is read
+after each size. The peer, timed in the same run on a copy of the file as it was at that
+size, is the predictor fitted on the whole history, as every start did before that bound:
+the read of every ended attempt and the fit (timed once the engine is closed, so that the
+engine's memory figures are its own).
 
     python bench/history.py [--sizes 10,20,40] [--runs 3] [--json]
 """
@@ -65,15 +66,16 @@ async def whole_history_fit(db: Path) -> tuple[float, int]:
 
 
 async def measure(sizes: list[int], runs: int, folder: Path) -> dict[str, list[float]]:
-    """Per history size: the median start (ms) of the sessions run from that size on, then
-    the resident memory (MiB), then the whole-history fit (ms) and how many attempts it
-    read (the size, plus those sessions')."""
-    db = folder / "history.db"
+    """Per history size: the median start (ms) of the sessions run from that size on, the
+    resident memory (MiB) after them, and, once the engine is closed (so that its memory
+    figures are its own), the whole-history fit (ms) on a copy of the file as it was then,
+    with how many attempts it read (the size, plus those sessions')."""
     figures: dict[str, list[float]] = {"attempts": [], "start_ms": [], "whole_history_ms": [],
                                        "rss_mib": []}
     process = psutil.Process()
     recorded = 0
-    async with await Engine.open(db) as engine:
+    copies = []
+    async with await Engine.open(folder / "history.db") as engine:
         for size in sizes:
             while recorded < size * 1000:
                 await run_session(engine, folder)
@@ -82,12 +84,14 @@ async def measure(sizes: list[int], runs: int, folder: Path) -> dict[str, list[f
             for _ in range(runs):
                 starts.append(await run_session(engine, folder))
                 recorded += 1000
-            rss = process.memory_info().rss  # before the peer's fit, which holds a lot
-            whole, attempts = await whole_history_fit(db)
-            figures["attempts"].append(attempts)
             figures["start_ms"].append(round(median(starts) * 1000, 1))
-            figures["whole_history_ms"].append(round(whole * 1000, 1))
-            figures["rss_mib"].append(round(rss / 2**20, 1))
+            figures["rss_mib"].append(round(process.memory_info().rss / 2**20, 1))
+            copies.append(folder / f"history-{size}k.db")
+            await engine.writer.copy_to(copies[-1])
+    for copy in copies:
+        whole, attempts = await whole_history_fit(copy)
+        figures["attempts"].append(attempts)
+        figures["whole_history_ms"].append(round(whole * 1000, 1))
     return figures
 
 
