@@ -22,7 +22,7 @@ the busy timeout; so do large batches and `call`s. That connection does not chec
 write-ahead log on its commits (a checkpoint syncs the disk): the thread does it, on its own
 connection, every `CHECKPOINT_EVERY` such batches, in two steps. The bulk is copied while
 writes go on; then what they added meanwhile, with writes held, since the log starts over
-only once every frame is copied. Dispatch thus waits for a few batches' pages, not for the
+only once every frame is copied. Writes thus wait for a few batches' pages, not for the
 whole log.
 
 `call` runs a synchronous read-then-write function inside the batch's transaction, under a
