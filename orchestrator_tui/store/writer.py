@@ -20,10 +20,7 @@ thread switches and the contention for Python's interpreter lock, more than the 
 itself. If another process holds the lock, the batch goes to the thread, which waits up to
 the busy timeout; so do large batches and `call`s. That connection does not checkpoint the
 write-ahead log on its commits (a checkpoint syncs the disk): the thread does it, on its own
-connection, every `CHECKPOINT_EVERY` such batches, in two steps. The bulk is copied while
-writes go on; then what they added meanwhile, with writes held, since the log starts over
-only once every frame is copied. Writes thus wait for a few batches' pages, not for the
-whole log.
+connection, every `CHECKPOINT_EVERY` such batches.
 
 `call` runs a synchronous read-then-write function inside the batch's transaction, under a
 savepoint, so a failing call rolls back only its own changes.
@@ -98,11 +95,6 @@ class Writer:
         self._inline_conn: sqlite3.Connection | None = None
         """The connection of batches written on the loop's thread (it never waits)."""
         self._since_checkpoint = 0
-        self._copying = False
-        """Whether the thread is copying the log into the database while writes go on."""
-        self._finish_copy = False
-        """Whether the frames written during that copy are still to be copied, with writes
-        held (the log starts over only once every frame is copied)."""
         self.batches = 0
         """Transactions committed so far (for benchmarks and tests)."""
 
@@ -259,13 +251,7 @@ class Writer:
 
     def _send(self) -> None:
         self._sending = False
-        if self._in_flight:
-            return
-        if self._finish_copy:  # short: the pages of the few batches written meanwhile
-            self._finish_copy = False
-            self._in_flight = True
-            self._queue.put(_CHECKPOINT)
-        elif self._ops or self._waiters or self._afters:
+        if not self._in_flight and (self._ops or self._waiters or self._afters):
             batch = _Batch(self._ops, self._waiters, self._afters, self._in_thread)
             self._ops, self._waiters, self._afters = [], [], []
             self._in_thread = False
@@ -290,11 +276,11 @@ class Writer:
             return True
         self._deliver(batch, outcomes)
         self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_EVERY and not self._copying:
-            # Copied in two steps: the bulk while writes go on, then what they added while
-            # writes wait (see `_checkpointed`). The loop waits for neither.
+        if self._since_checkpoint >= CHECKPOINT_EVERY and not self._in_flight:
+            # Writes wait for it (the log starts over only once every frame is copied);
+            # the loop does not.
             self._since_checkpoint = 0
-            self._copying = True
+            self._in_flight = True
             self._queue.put(_CHECKPOINT)
         return True
 
@@ -345,11 +331,7 @@ class Writer:
             self._inline_conn = self._conn = None
 
     def _checkpointed(self) -> None:
-        if self._copying:  # the bulk: the rest goes once no batch is with the thread
-            self._copying = False
-            self._finish_copy = True
-        else:  # the rest: writes go on
-            self._in_flight = False
+        self._in_flight = False
         self._send()
 
     def _checkpoint(self) -> None:
