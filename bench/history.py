@@ -31,8 +31,7 @@ from _common import median, parser, report
 from throughput import layered_dag
 
 from orchestrator_tui.core.plan import Plan
-from orchestrator_tui.core.predict import Sample, fit, task_key
-from orchestrator_tui.engine.learning import NEWEST_ATTEMPTS
+from orchestrator_tui.engine.learning import NEWEST_ATTEMPTS, fitted
 from orchestrator_tui.engine.session import Engine, SessionRequest
 from orchestrator_tui.store import learning as history
 from orchestrator_tui.store.database import connect
@@ -56,10 +55,7 @@ async def whole_history_fit(db: Path) -> tuple[float, int]:
     try:
         began = time.perf_counter()
         rows = await history.attempt_samples(conn)
-        samples = [Sample(row.kind, row.seconds, row.input_bytes, run=row.session_id,
-                          task=task_key(row.intent, row.task_id), count=row.kind_count)
-                   for row in rows if row.outcome == "succeeded"]
-        await asyncio.to_thread(fit, samples)
+        await fitted(rows)
         return time.perf_counter() - began, len(rows)
     finally:
         await conn.close()

@@ -85,10 +85,10 @@ async def load_predictor(conn: aiosqlite.Connection,
     """The predictor fitted on the successful attempts among the `NEWEST_ATTEMPTS` latest
     ended before `before`, and their count (the fit runs in a thread: the loop goes on
     meanwhile)."""
-    return await _fitted(await history.attempt_samples(conn, before, NEWEST_ATTEMPTS))
+    return await fitted(await history.attempt_samples(conn, before, NEWEST_ATTEMPTS))
 
 
-async def _fitted(rows: Iterable[history.AttemptSample]) -> tuple[Predictor, int]:
+async def fitted(rows: Iterable[history.AttemptSample]) -> tuple[Predictor, int]:
     """The predictor fitted (in a thread) on the successful attempts of `rows`, and their
     count."""
     samples = [Sample(row.kind, row.seconds, row.input_bytes, run=row.session_id,
@@ -186,7 +186,7 @@ async def past_predictions(conn: aiosqlite.Connection, count: int = 10,
                    if row.started_at + row.seconds <= session.created_at][-NEWEST_ATTEMPTS:]
         if not earlier:
             continue
-        predictor, samples = await _fitted(earlier)
+        predictor, samples = await fitted(earlier)
         result = forecast(plan, predictor, samples, {}, session.parallel_limit)
         if result.eta is None or result.eta_low is None or result.eta_high is None:
             continue
